@@ -80,10 +80,7 @@ int ctx_after_func(ctx_t *c, ctx_func_fn fn, void *arg, ctx_release_fn release,
     rc = CTX_ENOMEM;
     a = ctx__alloc(sizeof *a);
   }
-  if (!a) {
-    if (release) release(arg);
-    return rc;
-  }
+  if (!a) return rc;  /* arg stays the caller's */
   atomic_init(&a->refs, stop ? 2 : 1);
   atomic_init(&a->state, CTX__AF_PENDING);
   a->linked = 0;

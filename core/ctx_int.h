@@ -37,7 +37,7 @@ struct ctx {
   uint8_t flags;
   uint8_t linked;            /* in link's child list; guarded by link->lock */
   int32_t fd;                /* eventfd, -1 until asked for; guarded by lock */
-  uint32_t slot;             /* timer heap index; guarded by the timer lock */
+  _Atomic uint32_t slot;     /* timer heap index; written under the timer lock */
   int64_t deadline;          /* effective deadline, CTX_FOREVER if none */
   ctx_t *parent;             /* holds a reference */
   ctx_t *canc;               /* the node whose state this one reports */
@@ -98,6 +98,8 @@ void ctx__cause_unref(ctx__cause_t *cause);
 int ctx__cancel(ctx_t *c, uint32_t err, ctx__cause_t *cause, int use_pending);
 
 /* timer (ctx_timer.c) */
+/* Epoch nanoseconds of a monotonic deadline, exactly (for String()). */
+int64_t ctx__mono_to_wall_ns(int64_t mono_ns);
 int ctx__timer_add(ctx_t *c);      /* CTX_OK or CTX_ENOMEM */
 void ctx__timer_remove(ctx_t *c);
 /* Starts a detached thread with every signal blocked (so signals reach the

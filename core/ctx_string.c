@@ -1,7 +1,6 @@
 /* ctx_string.c — Go's String() for contexts: "context.Background.WithCancel",
 ** deadlines as UTC time plus Go's duration format for the time left. */
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,16 +54,21 @@ static void add_duration(sbuf_t *b, int64_t ns) {
   add_scaled(b, u % 60000000000ull, 1000000000, 9, "s");
 }
 
+/* Go's time.Time.String() in UTC: nanoseconds with trailing zeros trimmed. */
 static void add_deadline(sbuf_t *b, int64_t deadline) {
   char tmp[96];
-  double wall = ctx_mono_to_wall(deadline);
-  double whole = floor(wall);
-  time_t secs = (time_t)whole;
-  long usec = (long)((wall - whole) * 1e6);
+  int64_t wall = ctx__mono_to_wall_ns(deadline);
+  int64_t secs = wall / 1000000000, ns = wall % 1000000000;
+  if (ns < 0) { ns += 1000000000; secs--; }
+  time_t t = (time_t)secs;
   struct tm tm;
-  gmtime_r(&secs, &tm);
+  gmtime_r(&t, &tm);
   size_t n = strftime(tmp, sizeof tmp, "%Y-%m-%d %H:%M:%S", &tm);
-  snprintf(tmp + n, sizeof tmp - n, ".%06ld +0000 UTC [", usec);
+  if (ns) {
+    n += (size_t)snprintf(tmp + n, sizeof tmp - n, ".%09" PRId64, ns);
+    while (tmp[n - 1] == '0') tmp[--n] = '\0';
+  }
+  snprintf(tmp + n, sizeof tmp - n, " +0000 UTC [");
   sb_add(b, ".WithDeadline(");
   sb_add(b, tmp);
   add_duration(b, deadline - ctx_now());

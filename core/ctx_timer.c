@@ -3,6 +3,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <string.h>
 #include <time.h>
 #include "ctx_int.h"
@@ -53,6 +54,11 @@ int64_t ctx_wall_to_mono(double s) {
   return m == CTX_FOREVER ? CTX_FOREVER - 1 : m;
 }
 
+int64_t ctx__mono_to_wall_ns(int64_t m) {
+  pthread_once(&offset_once, fix_offset);
+  return m + wall_offset;
+}
+
 double ctx_mono_to_wall(int64_t m) {
   pthread_once(&offset_once, fix_offset);
   if (m == CTX_FOREVER) return INFINITY;
@@ -78,7 +84,12 @@ int ctx__spawn(void *(*fn)(void *), void *arg) {
 
 /* ---- the heap (T.mu held) ---- */
 
-static void place(uint32_t i, ctx_t *c) { T.heap[i] = c; c->slot = i; }
+/* slot is atomic so that cancel and destroy can skip the timer lock for a
+** node that is not (or no longer) in the heap: once out, it never returns */
+static void place(uint32_t i, ctx_t *c) {
+  T.heap[i] = c;
+  atomic_store_explicit(&c->slot, i, memory_order_relaxed);
+}
 
 static void sift_up(uint32_t i) {
   ctx_t *c = T.heap[i];
@@ -105,7 +116,7 @@ static void sift_down(uint32_t i) {
 }
 
 static void remove_at(uint32_t i) {
-  T.heap[i]->slot = CTX__NO_SLOT;
+  atomic_store_explicit(&T.heap[i]->slot, CTX__NO_SLOT, memory_order_relaxed);
   ctx_t *last = T.heap[--T.n];
   if (i == T.n) return;
   place(i, last);
@@ -117,6 +128,8 @@ static void remove_at(uint32_t i) {
 
 static void *timer_main(void *arg) {
   (void)arg;
+  /* the default 50 us slack would make every deadline fire that much late */
+  prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
   pthread_mutex_lock(&T.mu);
   for (;;) {
     ctx_t *batch[64];
@@ -177,10 +190,6 @@ static void init_once(void) {
 int ctx__timer_add(ctx_t *c) {
   pthread_once(&once, init_once);
   pthread_mutex_lock(&T.mu);
-  if (atomic_load_explicit(&c->state, memory_order_acquire) & CTX__ERRMASK) {
-    pthread_mutex_unlock(&T.mu);   /* canceled meanwhile: nothing to time */
-    return CTX_OK;
-  }
   if (!T.started) {
     if (ctx__spawn(timer_main, NULL) != CTX_OK) goto nomem;
     T.started = 1;
@@ -196,8 +205,15 @@ int ctx__timer_add(ctx_t *c) {
   }
   T.heap[T.n] = c;
   sift_up(T.n++);
-  /* wake the thread only if it would sleep past the new deadline */
-  if (c->deadline < T.sleep_until) pthread_cond_signal(&T.cv);
+  /* pairs with the fence in ctx__timer_remove: either a concurrent cancel
+  ** sees the slot, or we see its state and take the entry out again */
+  atomic_thread_fence(memory_order_seq_cst);
+  if (atomic_load_explicit(&c->state, memory_order_relaxed) & CTX__ERRMASK) {
+    remove_at(atomic_load_explicit(&c->slot, memory_order_relaxed));
+  } else if (c->deadline < T.sleep_until) {
+    /* wake the thread only if it would sleep past the new deadline */
+    pthread_cond_signal(&T.cv);
+  }
   pthread_mutex_unlock(&T.mu);
   return CTX_OK;
 nomem:
@@ -206,7 +222,11 @@ nomem:
 }
 
 void ctx__timer_remove(ctx_t *c) {
+  atomic_thread_fence(memory_order_seq_cst);  /* see ctx__timer_add */
+  if (atomic_load_explicit(&c->slot, memory_order_relaxed) == CTX__NO_SLOT)
+    return;  /* never added, fired or removed: it cannot come back */
   pthread_mutex_lock(&T.mu);
-  if (c->slot != CTX__NO_SLOT) remove_at(c->slot);
+  uint32_t i = atomic_load_explicit(&c->slot, memory_order_relaxed);
+  if (i != CTX__NO_SLOT) remove_at(i);
   pthread_mutex_unlock(&T.mu);
 }

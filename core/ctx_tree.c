@@ -180,20 +180,18 @@ int ctx_with_cancel(ctx_t *parent, ctx_t **out) {
 
 int ctx_with_deadline_cause(ctx_t *parent, int64_t deadline, void *cause,
                             ctx_release_fn release, ctx_t **out) {
-  int rc = CTX_OK;
   ctx__cause_t *pending = NULL;
-  if (!parent || !out) { rc = CTX_EINVAL; goto drop_cause; }
+  if (!parent || !out) return CTX_EINVAL;
   if (deadline == CTX_FOREVER || parent->deadline < deadline) {
-    /* the parent ends first anyway: Go returns a plain WithCancel */
-    rc = ctx_with_cancel(parent, out);
-    goto drop_cause;
+    /* the parent ends first anyway: Go returns a plain WithCancel, and the
+    ** cause can never be reported, so the core drops it (it owns it now) */
+    int rc = ctx_with_cancel(parent, out);
+    if (rc == CTX_OK && cause && release) release(cause);
+    return rc;
   }
-  if (cause && !(pending = cause_new(cause, release))) {
-    rc = CTX_ENOMEM;
-    goto drop_cause;
-  }
+  if (cause && !(pending = cause_new(cause, release))) return CTX_ENOMEM;
   ctx_t *c = node_new(parent, CTX_KIND_DEADLINE);
-  if (!c) { ctx__cause_unref(pending); return CTX_ENOMEM; }
+  if (!c) { ctx__free_mem(pending); return CTX_ENOMEM; }
   c->flags = CTX__CANCELABLE | CTX__TIMER;
   c->deadline = deadline;
   c->u.c.cause = pending;
@@ -201,15 +199,21 @@ int ctx_with_deadline_cause(ctx_t *parent, int64_t deadline, void *cause,
     if (deadline <= ctx_now()) {
       ctx__cancel(c, CTX_ERR_DEADLINE, NULL, 1);
     } else if (ctx__timer_add(c) != CTX_OK) {
-      ctx_unref(c);
-      return CTX_ENOMEM;
+      /* the caller keeps the cause on failure: take it back, unless the
+      ** parent ended c meanwhile (then c needs no timer and we succeed) */
+      ctx__lock(&c->lock);
+      int done = (atomic_load_explicit(&c->state, memory_order_relaxed) & CTX__ERRMASK) != 0;
+      if (!done) c->u.c.cause = NULL;
+      ctx__unlock(&c->lock);
+      if (!done) {
+        ctx__free_mem(pending);
+        ctx_unref(c);
+        return CTX_ENOMEM;
+      }
     }
   }
   *out = c;
   return CTX_OK;
-drop_cause:
-  if (cause && release) release(cause);
-  return rc;
 }
 
 int ctx_with_deadline(ctx_t *parent, int64_t deadline, ctx_t **out) {
@@ -240,10 +244,7 @@ int ctx_with_value(ctx_t *parent, void *key, void *value, ctx_release_fn release
     rc = CTX_ENOMEM;
     c = node_new(parent, CTX_KIND_VALUE);
   }
-  if (!c) {
-    if (release) { if (key) release(key); release(value); }
-    return rc;
-  }
+  if (!c) return rc;  /* key and value stay the caller's */
   c->canc = parent->canc;
   c->u.v.key = key;
   c->u.v.val = value;
@@ -401,7 +402,9 @@ size_t ctx_num_children(ctx_t *c) {
   size_t n = 0;
   if (!c || !(c->flags & CTX__CANCELABLE)) return 0;
   ctx__lock(&c->lock);
+  /* pending after_funcs count too, as Go's AfterFunc registers a child */
   for (ctx_t *k = c->u.c.children; k; k = k->u.c.next) n++;
+  for (ctx_after_t *a = c->u.c.afters; a; a = a->next) n++;
   ctx__unlock(&c->lock);
   return n;
 }
