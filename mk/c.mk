@@ -1,0 +1,35 @@
+# mk/c.mk — the C core's tests: the suite plainly, under ASan+UBSan, TSan and
+# valgrind, plus a bounded libFuzzer run; `make fuzz` fuzzes longer.
+
+CT_SRC := $(wildcard tests/c/*.c)
+CT_HDR := $(wildcard tests/c/*.h)
+CT := $(B)/tests/c
+# loop sizes per mode: sanitizers and valgrind are 3x-50x slower
+CT_SCALE_plain := 1
+CT_SCALE_asan := 0.5
+CT_SCALE_tsan := 0.2
+CT_SCALE_valgrind := 0.05
+CT_FLAGS_plain := -O2
+CT_FLAGS_asan := -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+CT_FLAGS_tsan := -O1 -fsanitize=thread
+CT_FLAGS_valgrind := -O1
+FUZZ_SECONDS ?= 60
+
+.PHONY: test-c test-c-plain test-c-asan test-c-tsan test-c-valgrind test-c-fuzz fuzz-run
+TEST_TARGETS += test-c
+
+test-c: test-c-plain test-c-asan test-c-tsan test-c-valgrind test-c-fuzz
+
+# the suite is compiled with the core sources in each mode's flags
+$(CT)/%/run_tests: $(CT_SRC) $(CT_HDR) $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) -g $(CT_FLAGS_$*) -pthread -Icore -Itests/c -o $@ $(CT_SRC) $(CORE_SRC) $(LDLIBS)
+
+test-c-plain test-c-asan test-c-tsan: test-c-%: $(CT)/%/run_tests
+	CTX_TEST_SCALE=$(CT_SCALE_$*) ASAN_OPTIONS=detect_leaks=1 \
+	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" timeout 300 $<
+
+test-c-valgrind: $(CT)/valgrind/run_tests
+	CTX_TEST_SCALE=$(CT_SCALE_valgrind) timeout 600 valgrind -q --error-exitcode=99 \
+	  --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	  --show-leak-kinds=definite,indirect --trace-children=no $<
