@@ -1,0 +1,260 @@
+/* test_deadline.c — deadlines and timeouts: firing (never early), inheritance,
+** cancel before the deadline, layered timeouts, and timers after fork(). */
+#include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "test.h"
+
+#define HOUR (3600LL * 1000 * MS)
+
+/* The latest moment a deadline may fire in a test: machines are shared. */
+#define SLACK (1500 * MS)
+
+static void check_fires(ctx_t *c, int64_t deadline) {
+  ASSERT_EQ(ctx_wait(c, 5000 * MS), CTX_OK);
+  int64_t seen = ctx_now();
+  ASSERT(seen >= deadline);  /* never early */
+  ASSERT(seen < deadline + SLACK);
+  ASSERT_EQ(ctx_err(c), CTX_ERR_DEADLINE);
+}
+
+TEST(deadline) {
+  long base = test_live_allocs();
+  ctx_t *c, *child, *later;
+  int64_t d = ctx_now() + 50 * MS, got = 0;
+  ASSERT_EQ(ctx_with_deadline(ctx_background(), d, &c), CTX_OK);
+  ASSERT_EQ(ctx_kind(c), CTX_KIND_DEADLINE);
+  ASSERT(ctx_deadline(c, &got) && got == d);
+  ASSERT_EQ(ctx_with_cancel(c, &child), CTX_OK);
+  ASSERT(ctx_deadline(child, &got) && got == d);  /* inherited */
+  ASSERT_EQ(ctx_with_deadline(c, d + HOUR, &later), CTX_OK);
+  ASSERT(ctx_deadline(later, &got) && got == d);  /* the parent's is earlier */
+  ASSERT_EQ(ctx_kind(later), CTX_KIND_CANCEL);
+  ASSERT(!ctx_done(c));
+  check_fires(c, d);
+  ASSERT_EQ(ctx_err(child), CTX_ERR_DEADLINE);
+  ASSERT_EQ(ctx_err(later), CTX_ERR_DEADLINE);
+  ASSERT_EQ(ctx_cancel(c), 0);  /* the deadline won */
+  ASSERT_EQ(ctx_err(c), CTX_ERR_DEADLINE);
+  ctx_unref(later); ctx_unref(child); ctx_unref(c);
+  ASSERT_EQ(test_live_allocs(), base);
+}
+
+TEST(equal_deadline_is_own) {
+  ctx_t *p, *c;
+  int64_t d = ctx_now() + HOUR;
+  ASSERT_EQ(ctx_with_deadline(ctx_background(), d, &p), CTX_OK);
+  ASSERT_EQ(ctx_with_deadline(p, d, &c), CTX_OK);  /* not later: Go keeps it */
+  ASSERT_EQ(ctx_kind(c), CTX_KIND_DEADLINE);
+  ctx_t *shorter;
+  ASSERT_EQ(ctx_with_deadline(p, d - HOUR / 2, &shorter), CTX_OK);
+  int64_t got;
+  ASSERT(ctx_deadline(shorter, &got) && got == d - HOUR / 2);
+  ctx_unref(shorter); ctx_unref(c); ctx_unref(p);
+}
+
+TEST(timeout) {
+  ctx_t *p, *c;
+  ASSERT_EQ(ctx_with_value(ctx_background(), "k", "v", NULL, &p), CTX_OK);
+  int64_t before = ctx_now();
+  ASSERT_EQ(ctx_with_timeout(p, 40 * MS, &c), CTX_OK);
+  int64_t d;
+  ASSERT(ctx_deadline(c, &d));
+  ASSERT(d >= before + 40 * MS && d <= ctx_now() + 40 * MS);
+  check_fires(c, d);
+  ctx_unref(c); ctx_unref(p);
+}
+
+TEST(canceled_timeout) {
+  long base = test_live_allocs();
+  ctx_t *c;
+  ASSERT_EQ(ctx_with_timeout(ctx_background(), 1000 * MS, &c), CTX_OK);
+  ASSERT_EQ(ctx_cancel(c), 1);
+  ASSERT_EQ(ctx_wait(c, 0), CTX_OK);
+  ASSERT_EQ(ctx_err(c), CTX_ERR_CANCELED);
+  ctx_unref(c);
+  ASSERT_EQ(test_live_allocs(), base);
+}
+
+TEST(past_deadline_done_at_creation) {
+  ctx_t *c;
+  int64_t timeouts[] = { 0, -1, -HOUR, INT64_MIN };
+  for (int i = 0; i < 4; i++) {
+    ASSERT_EQ(ctx_with_timeout(ctx_background(), timeouts[i], &c), CTX_OK);
+    ASSERT_EQ(ctx_err(c), CTX_ERR_DEADLINE);
+    ASSERT(ctx_cause(c) == NULL);
+    ASSERT_EQ(ctx_kind(c), CTX_KIND_DEADLINE);
+    ctx_unref(c);
+  }
+  atomic_int released = 0;
+  ASSERT_EQ(ctx_with_deadline_cause(ctx_background(), ctx_now() - 1, &released,
+                                    test_release_count, &c), CTX_OK);
+  ASSERT_EQ(ctx_err(c), CTX_ERR_DEADLINE);
+  ASSERT(ctx_cause(c) == &released);
+  ctx_unref(c);
+  ASSERT_EQ(released, 1);
+}
+
+TEST(forever_is_plain_cancel) {
+  ctx_t *c, *d;
+  ASSERT_EQ(ctx_with_timeout(ctx_background(), CTX_FOREVER, &c), CTX_OK);
+  ASSERT_EQ(ctx_kind(c), CTX_KIND_CANCEL);
+  ASSERT(!ctx_deadline(c, NULL));
+  ASSERT_EQ(ctx_with_timeout(c, CTX_FOREVER - 1, &d), CTX_OK);  /* saturates */
+  ASSERT_EQ(ctx_kind(d), CTX_KIND_CANCEL);
+  ctx_unref(d); ctx_unref(c);
+  ASSERT_EQ(ctx_seconds_to_ns(1.5), 1500000000LL);
+  ASSERT_EQ(ctx_seconds_to_ns(1e-10), 1);  /* rounds up */
+  ASSERT_EQ(ctx_seconds_to_ns(1e300), CTX_FOREVER);
+  ASSERT_EQ(ctx_seconds_to_ns(-2.0), -2000000000LL);
+  ASSERT_EQ(ctx_wall_to_mono(1.0 / 0.0), CTX_FOREVER);
+  double wall = ctx_wall_now();
+  int64_t mono = ctx_wall_to_mono(wall + 10);
+  ASSERT(mono - ctx_now() > 9 * 1000 * MS && mono - ctx_now() <= 10 * 1000 * MS + 50 * MS);
+  double back = ctx_mono_to_wall(mono);
+  ASSERT(back > wall + 9.999 && back < wall + 10.001);
+}
+
+/* an executor that records when the core hands over each callback */
+typedef struct { ctx_executor_t ex; atomic_long n; int64_t seen[512]; } rec_ex_t;
+
+static void rec_submit(ctx_executor_t *self, ctx_after_t *a) {
+  rec_ex_t *r = (rec_ex_t *)self;
+  long i = atomic_fetch_add(&r->n, 1);
+  if (i < 512) r->seen[i] = ctx_now();
+  ctx_after_run(a);
+}
+
+static void store_index(void *arg) { (void)arg; }
+
+TEST(deadlines_never_fire_early) {
+  enum { N = 200 };
+  static rec_ex_t r;
+  r.ex.submit = rec_submit;
+  atomic_store(&r.n, 0);
+  ctx_t *cs[N];
+  int64_t deadlines[N];
+  unsigned seed = 12345;
+  for (int i = 0; i < N; i++) {
+    seed = seed * 1103515245 + 12345;
+    deadlines[i] = ctx_now() + 1 * MS + (int64_t)(seed >> 8) % (60 * MS);
+    ASSERT_EQ(ctx_with_deadline(ctx_background(), deadlines[i], &cs[i]), CTX_OK);
+  }
+  for (int i = 0; i < N; i++) {
+    ASSERT_EQ(ctx_wait(cs[i], 5000 * MS), CTX_OK);
+    ASSERT(ctx_now() >= deadlines[i]);
+    ASSERT_EQ(ctx_err(cs[i]), CTX_ERR_DEADLINE);
+  }
+  /* and via after_func: the executor sees each one at or after its deadline */
+  atomic_store(&r.n, 0);
+  for (int i = 0; i < N; i++) {
+    ctx_unref(cs[i]);
+    deadlines[i] = ctx_now() + (int64_t)(i % 37) * MS;
+    ASSERT_EQ(ctx_with_deadline(ctx_background(), deadlines[i], &cs[i]), CTX_OK);
+  }
+  for (int i = 0; i < N; i++) {
+    int64_t d = deadlines[i];
+    ASSERT_EQ(ctx_wait(cs[i], 5000 * MS), CTX_OK);
+    ASSERT(ctx_now() >= d);
+  }
+  for (int i = 0; i < N; i++) {
+    ctx_after_t *a;
+    int64_t before = ctx_now();
+    ASSERT_EQ(ctx_after_func(cs[i], store_index, NULL, NULL, &r.ex, &a), CTX_OK);
+    ctx_after_free(a);
+    ASSERT(r.seen[i] >= before);
+    ctx_unref(cs[i]);
+  }
+  ASSERT_EQ(atomic_load(&r.n), N);
+}
+
+static rec_ex_t fire_ex;
+
+TEST(after_func_sees_deadline_late_not_early) {
+  enum { N = 100 };
+  fire_ex.ex.submit = rec_submit;
+  atomic_store(&fire_ex.n, 0);
+  ctx_t *cs[N];
+  int64_t d[N];
+  for (int i = 0; i < N; i++) {
+    d[i] = ctx_now() + (int64_t)(N - i) * MS / 2 + 5 * MS;
+    ASSERT_EQ(ctx_with_deadline(ctx_background(), d[i], &cs[i]), CTX_OK);
+    ASSERT_EQ(ctx_after_func(cs[i], store_index, NULL, NULL, &fire_ex.ex, NULL), CTX_OK);
+  }
+  for (int i = 0; i < N; i++) ctx_unref(cs[i]);  /* after_func keeps them */
+  ASSERT(WAIT_FOR(atomic_load(&fire_ex.n) == N, 5000));
+  /* callbacks were handed over in deadline order, each after its deadline */
+  for (int k = 0; k < N; k++) ASSERT(fire_ex.seen[k] >= d[N - 1 - k]);
+}
+
+/* Go's testLayers with timeouts: a random chain of value, cancel and
+** timeout layers; the innermost is done once the shortest timeout passes. */
+TEST(layers_timeout) {
+  unsigned seed = 7;
+  for (int round = 0; round < 20; round++) {
+    ctx_t *layers[16], *c = ctx_background();
+    int n = 0, timeouts = 0;
+    const char *keys[] = { "a", "b", "c" };
+    for (int i = 0; i < 12; i++) {
+      seed = seed * 1103515245 + 12345;
+      int kind = (int)((seed >> 16) % 3);
+      ctx_t *next;
+      if (kind == 0) ASSERT_EQ(ctx_with_value(c, (void *)keys[i % 3], (void *)keys[i % 3], NULL, &next), CTX_OK);
+      else if (kind == 1) ASSERT_EQ(ctx_with_cancel(c, &next), CTX_OK);
+      else { ASSERT_EQ(ctx_with_timeout(c, 20 * MS + (i % 4) * MS, &next), CTX_OK); timeouts++; }
+      layers[n++] = c = next;
+    }
+    if (timeouts) {
+      ASSERT_EQ(ctx_wait(c, 5000 * MS), CTX_OK);
+      ASSERT_EQ(ctx_err(c), CTX_ERR_DEADLINE);
+    } else {
+      ASSERT_EQ(ctx_wait(c, 30 * MS), CTX_ETIMEDOUT);
+    }
+    for (int i = n - 1; i >= 0; i--) ctx_unref(layers[i]);
+  }
+}
+
+static int child_checks(void) {
+  /* in the forked child: a new deadline fires, and one made before the
+  ** fork (still pending in the parent) fires too */
+  ctx_t *c;
+  if (ctx_with_timeout(ctx_background(), 20 * MS, &c) != CTX_OK) return 10;
+  if (ctx_wait(c, 5000 * MS) != CTX_OK) return 11;
+  if (ctx_err(c) != CTX_ERR_DEADLINE) return 12;
+  ctx_unref(c);
+  return 0;
+}
+
+static void set_flag(void *arg) { atomic_store((atomic_int *)arg, 1); }
+
+TEST(fork_child_timers) {
+  ctx_t *before, *hour;
+  ASSERT_EQ(ctx_with_timeout(ctx_background(), HOUR, &hour), CTX_OK);  /* thread up */
+  ASSERT_EQ(ctx_with_timeout(ctx_background(), 100 * MS, &before), CTX_OK);
+  fflush(NULL);
+  pid_t pid = fork();
+  ASSERT(pid >= 0);
+  if (pid == 0) {
+    int rc = child_checks();
+    if (!rc && ctx_wait(before, 5000 * MS) != CTX_OK) rc = 13;
+    if (!rc && ctx_err(before) != CTX_ERR_DEADLINE) rc = 14;
+    atomic_int ran = 0;
+    ctx_t *c;
+    if (!rc && ctx_with_cancel(ctx_background(), &c) == CTX_OK) {
+      ctx_after_func(c, set_flag, &ran, NULL, NULL, NULL);  /* default executor */
+      ctx_cancel(c);
+      for (int i = 0; i < 5000 && !atomic_load(&ran); i++) test_sleep_ns(MS);
+      if (!atomic_load(&ran)) rc = 15;
+    }
+    _exit(rc);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  /* the parent's timers are unaffected */
+  ASSERT_EQ(ctx_wait(before, 5000 * MS), CTX_OK);
+  ASSERT(!ctx_done(hour));
+  ctx_unref(before); ctx_unref(hour);
+}
+
