@@ -1,0 +1,310 @@
+/* context.c — the ctx.Context type (queries, waits, fileno, String()) and the
+** ScopeContext subtype bound by `with ... as c`, which adds cancel(). */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "pyctx.h"
+#include "structmember.h"
+
+#define STATE(self) pyctx_state_of(Py_TYPE(self))
+#define MS (1000000LL)
+
+PyObject *pyctx_new_err(ctxstate *st, ctx_t *c) {
+  ctx_err_t e = ctx_err(c);
+  if (e == CTX_ERR_NONE) Py_RETURN_NONE;
+  PyObject *inst = e == CTX_ERR_DEADLINE
+      ? PyObject_CallOneArg(st->DeadlineExceeded, st->msg_deadline)
+      : PyObject_CallOneArg(st->Canceled, st->msg_canceled);
+  PyObject *cause = inst ? (PyObject *)ctx_cause(c) : NULL;
+  if (cause) PyException_SetCause(inst, Py_NewRef(cause));
+  return inst;
+}
+
+PyObject *pyctx_err_instance(ctxstate *st, CtxObject *self) {
+  if (!ctx_done(self->c)) Py_RETURN_NONE;
+  if (!self->err && !(self->err = pyctx_new_err(st, self->c))) return NULL;
+  return Py_NewRef(self->err);
+}
+
+/* ---- waiting ---- */
+
+static int64_t add_sat(int64_t a, int64_t b) {
+  return b >= CTX_FOREVER - a ? CTX_FOREVER : a + b;
+}
+
+int pyctx_wait(ctxstate *st, ctx_t *c, int64_t timeout_ns, int extra_fd) {
+  int64_t until = timeout_ns < 0 ? CTX_FOREVER : add_sat(ctx_now(), timeout_ns);
+  /* only the main thread runs signal handlers: it wakes now and then so that
+  ** Ctrl-C is seen even if the signal landed on another thread */
+  int is_main = PyThread_get_thread_ident() == pyctx_main_ident();
+  for (;;) {
+    if (ctx_done(c)) return 1;
+    int ifds[8], nif = 0;
+    if (pyctx_interrupt_poll(st, ifds, 8, &nif) < 0) return -1;
+    int64_t now = ctx_now();
+    if (now >= until) return 0;
+    int64_t chunk = until - now;
+    if (is_main && chunk > 50 * MS) chunk = 50 * MS;
+    int ready_extra = 0;
+    if (nif == 0 && extra_fd < 0) {
+      Py_BEGIN_ALLOW_THREADS
+      ctx_wait(c, chunk);
+      Py_END_ALLOW_THREADS
+    } else {
+      struct pollfd p[10];
+      int n = 0, xi = -1, cfd = ctx_fd(c);
+      if (cfd >= 0) p[n++] = (struct pollfd){ cfd, POLLIN, 0 };
+      else if (chunk > 5 * MS) chunk = 5 * MS;  /* no fd: poll the state */
+      if (extra_fd >= 0) { xi = n; p[n++] = (struct pollfd){ extra_fd, POLLIN, 0 }; }
+      for (int i = 0; i < nif; i++) p[n++] = (struct pollfd){ ifds[i], POLLIN, 0 };
+      struct timespec ts = { (time_t)(chunk / 1000000000), (long)(chunk % 1000000000) };
+      int r;
+      Py_BEGIN_ALLOW_THREADS
+      r = ppoll(p, (nfds_t)n, &ts, NULL);
+      Py_END_ALLOW_THREADS
+      if (r < 0 && errno != EINTR) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+      }
+      if (r > 0 && xi >= 0 && p[xi].revents) ready_extra = 1;
+    }
+    if (PyErr_CheckSignals() < 0) return -1;
+    if (ctx_done(c)) return 1;
+    if (ready_extra) return 2;
+  }
+}
+
+/* ---- methods ---- */
+
+static PyObject *c_done(CtxObject *self, PyObject *u) {
+  (void)u;
+  return PyBool_FromLong(ctx_done(self->c));
+}
+
+static PyObject *c_wait(CtxObject *self, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = { "timeout", NULL };
+  PyObject *to = Py_None;
+  int64_t ns = -1;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:wait", kwlist, &to)) return NULL;
+  ctxstate *st = STATE(self);
+  if (to != Py_None) {
+    if (pyctx_seconds(st, to, &ns) < 0) return NULL;
+    if (ns < 0) ns = 0;
+  }
+  int r = pyctx_wait(st, self->c, ns, -1);
+  if (r < 0) return NULL;
+  return PyBool_FromLong(r == 1);
+}
+
+static PyObject *c_err(CtxObject *self, PyObject *u) {
+  (void)u;
+  return pyctx_err_instance(STATE(self), self);
+}
+
+static PyObject *c_cause(CtxObject *self, PyObject *u) {
+  (void)u;
+  if (!ctx_done(self->c)) Py_RETURN_NONE;
+  PyObject *cause = ctx_cause(self->c);
+  if (cause) return Py_NewRef(cause);
+  return pyctx_err_instance(STATE(self), self);
+}
+
+static PyObject *c_check(CtxObject *self, PyObject *u) {
+  (void)u;
+  if (!ctx_done(self->c)) Py_RETURN_NONE;
+  PyObject *e = pyctx_err_instance(STATE(self), self);
+  if (!e) return NULL;
+  /* the instance is reused: do not let tracebacks pile up on it */
+  PyException_SetTraceback(e, Py_None);
+  PyErr_SetObject((PyObject *)Py_TYPE(e), e);
+  Py_DECREF(e);
+  return NULL;
+}
+
+static PyObject *c_deadline(CtxObject *self, PyObject *u) {
+  (void)u;
+  int64_t d;
+  if (!ctx_deadline(self->c, &d)) Py_RETURN_NONE;
+  return PyFloat_FromDouble(ctx_mono_to_wall(d));
+}
+
+static PyObject *c_remaining(CtxObject *self, PyObject *u) {
+  (void)u;
+  int64_t d;
+  if (!ctx_deadline(self->c, &d)) Py_RETURN_NONE;
+  int64_t left = d - ctx_now();
+  return PyFloat_FromDouble(left > 0 ? (double)left / 1e9 : 0.0);
+}
+
+static int key_eq(const void *wanted, const void *bound, void *ud) {
+  (void)ud;
+  return PyObject_RichCompareBool((PyObject *)wanted, (PyObject *)bound, Py_EQ);
+}
+
+static PyObject *c_value(CtxObject *self, PyObject *const *a, Py_ssize_t n, PyObject *kwn) {
+  PyObject *key = NULL, *dflt = Py_None;
+  Py_ssize_t nk = kwn ? PyTuple_GET_SIZE(kwn) : 0;
+  if (n > 2) {
+    PyErr_SetString(PyExc_TypeError, "value() takes at most 2 arguments");
+    return NULL;
+  }
+  if (n >= 1) key = a[0];
+  if (n == 2) dflt = a[1];
+  for (Py_ssize_t i = 0; i < nk; i++) {
+    PyObject *k = PyTuple_GET_ITEM(kwn, i);
+    if (!key && PyUnicode_CompareWithASCIIString(k, "key") == 0) key = a[n + i];
+    else if (n < 2 && PyUnicode_CompareWithASCIIString(k, "default") == 0) dflt = a[n + i];
+    else {
+      PyErr_Format(PyExc_TypeError, "value() got an unexpected keyword argument %R", k);
+      return NULL;
+    }
+  }
+  if (!key) {
+    PyErr_SetString(PyExc_TypeError, "value() missing required argument 'key'");
+    return NULL;
+  }
+  if (key == Py_None) return Py_NewRef(dflt);
+  if (!PyUnicode_CheckExact(key) && PyObject_Hash(key) == -1) return NULL;
+  void *v;
+  int r = ctx_value(self->c, key, key_eq, NULL, &v);
+  if (r < 0) return NULL;
+  return Py_NewRef(r ? (PyObject *)v : dflt);
+}
+
+static PyObject *c_fileno(CtxObject *self, PyObject *u) {
+  (void)u;
+  int fd = ctx_fd(self->c);
+  if (fd < 0) return pyctx_check_rc(fd), NULL;
+  return PyLong_FromLong(fd);
+}
+
+/* "key, value" of a WithValue node: strings as they are (as Go prints
+** them), anything else by repr(). */
+static char *fmt_one(PyObject *o) {
+  PyObject *s = PyUnicode_Check(o) ? Py_NewRef(o) : PyObject_Repr(o);
+  if (!s) return NULL;
+  const char *u = PyUnicode_AsUTF8(s);
+  char *r = u ? strdup(u) : NULL;
+  Py_DECREF(s);
+  return r;
+}
+
+static char *fmt_kv(const void *key, const void *val, void *ud) {
+  (void)ud;
+  char *k = fmt_one((PyObject *)key), *v = k ? fmt_one((PyObject *)val) : NULL;
+  char *r = NULL;
+  if (k && v && (r = malloc(strlen(k) + strlen(v) + 3)))
+    sprintf(r, "%s, %s", k, v);
+  free(k);
+  free(v);
+  return r;
+}
+
+static PyObject *c_str(CtxObject *self) {
+  char *s = ctx_string(self->c, fmt_kv, NULL);
+  if (!s) return PyErr_Occurred() ? NULL : PyErr_NoMemory();
+  PyObject *r = PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
+  free(s);
+  return r;
+}
+
+static PyObject *c_repr(CtxObject *self) {
+  PyObject *s = c_str(self);
+  if (!s) return NULL;
+  PyObject *r = PyUnicode_FromFormat("<%s %U>", Py_TYPE(self)->tp_name, s);
+  Py_DECREF(s);
+  return r;
+}
+
+static PyObject *sc_cancel(CtxObject *self, PyObject *const *a, Py_ssize_t n, PyObject *kwn) {
+  PyObject *cause = Py_None;
+  Py_ssize_t nk = kwn ? PyTuple_GET_SIZE(kwn) : 0;
+  if (n > 1 || n + nk > 1 ||
+      (nk && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwn, 0), "cause") != 0)) {
+    PyErr_SetString(PyExc_TypeError, "cancel() takes one optional argument, cause");
+    return NULL;
+  }
+  if (n + nk == 1) cause = a[0];
+  if (pyctx_cause_arg(cause) < 0) return NULL;
+  if (cause == Py_None) {
+    ctx_cancel(self->c);
+  } else {
+    Py_INCREF(cause);
+    if (ctx_cancel_cause(self->c, cause, pyctx_release) == CTX_ENOMEM) return PyErr_NoMemory();
+  }
+  Py_RETURN_NONE;
+}
+
+/* ---- lifecycle ---- */
+
+static int c_traverse(CtxObject *self, visitproc visit, void *arg) {
+  Py_VISIT(Py_TYPE(self));
+  Py_VISIT(self->err);
+  return 0;
+}
+
+static int c_clear(CtxObject *self) {
+  Py_CLEAR(self->err);
+  return 0;
+}
+
+static void c_dealloc(CtxObject *self) {
+  PyTypeObject *tp = Py_TYPE(self);
+  PyObject_GC_UnTrack(self);
+  if (self->weakreflist) PyObject_ClearWeakRefs((PyObject *)self);
+  Py_CLEAR(self->err);
+  ctx_unref(self->c);  /* may release values: the GIL is held */
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+#define FC(f) (PyCFunction)(void (*)(void))(f)
+static PyMethodDef c_methods[] = {
+  { "done", FC(c_done), METH_NOARGS, "done() -> bool: never blocks." },
+  { "wait", FC(c_wait), METH_VARARGS | METH_KEYWORDS,
+    "wait(timeout=None) -> bool: blocks (GIL released) until done or timeout." },
+  { "err", FC(c_err), METH_NOARGS, "err() -> Canceled | DeadlineExceeded | None" },
+  { "cause", FC(c_cause), METH_NOARGS, "cause() -> BaseException | None" },
+  { "check", FC(c_check), METH_NOARGS, "check(): raises err() if done." },
+  { "deadline", FC(c_deadline), METH_NOARGS, "deadline() -> float | None (epoch seconds)" },
+  { "remaining", FC(c_remaining), METH_NOARGS, "remaining() -> float | None (seconds left)" },
+  { "value", FC(c_value), METH_FASTCALL | METH_KEYWORDS, "value(key, default=None)" },
+  { "fileno", FC(c_fileno), METH_NOARGS, "fileno() -> int: readable once done; owned by c." },
+  { NULL, NULL, 0, NULL } };
+
+static PyMemberDef c_members[] = {
+  { "__weaklistoffset__", T_PYSSIZET, offsetof(CtxObject, weakreflist), READONLY, NULL },
+  { NULL, 0, 0, 0, NULL } };
+
+static PyType_Slot c_slots[] = {
+  { Py_tp_methods, c_methods },
+  { Py_tp_members, c_members },
+  { Py_tp_str, c_str },
+  { Py_tp_repr, c_repr },
+  { Py_tp_traverse, c_traverse },
+  { Py_tp_clear, c_clear },
+  { Py_tp_dealloc, c_dealloc },
+  { Py_tp_doc, "A context: cancelation, deadline and values (see ctx.with_cancel)." },
+  { 0, NULL } };
+
+PyType_Spec pyctx_context_spec = { "ctx.Context", sizeof(CtxObject), 0,
+  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE |
+  Py_TPFLAGS_DISALLOW_INSTANTIATION, c_slots };
+
+static PyMethodDef sc_methods[] = {
+  { "cancel", FC(sc_cancel), METH_FASTCALL | METH_KEYWORDS,
+    "cancel(cause=None): ends the scope's context now." },
+  { NULL, NULL, 0, NULL } };
+
+static PyType_Slot sc_slots[] = {
+  { Py_tp_methods, sc_methods },
+  { Py_tp_traverse, c_traverse },
+  { Py_tp_clear, c_clear },
+  { Py_tp_dealloc, c_dealloc },
+  { Py_tp_doc, "The Context of a scope: a Context with cancel(cause=None)." },
+  { 0, NULL } };
+
+PyType_Spec pyctx_scopectx_spec = { "ctx.ScopeContext", sizeof(CtxObject), 0,
+  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION, sc_slots };

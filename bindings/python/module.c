@@ -1,0 +1,681 @@
+/* module.c — the ctx._ctx module: state, errors, argument conversion, the
+** cross-thread release of Python objects and the after_func dispatcher. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sched.h>
+#include "pyctx.h"
+
+/* Cleared at interpreter exit: from then on objects the core drops are leaked
+** rather than touched, and callbacks are no longer run. */
+static atomic_int g_alive = 1;
+static unsigned long g_main_ident;
+
+unsigned long pyctx_main_ident(void) { return g_main_ident; }
+
+ctxstate *pyctx_state_of(PyTypeObject *tp) {
+  PyObject *m = PyType_GetModuleByDef(tp, &pyctx_module);
+  return m ? (ctxstate *)PyModule_GetState(m) : NULL;
+}
+
+/* ---- releasing objects from threads without the GIL ---- */
+
+typedef struct dnode { struct dnode *next; void *obj; } dnode_t;
+static _Atomic(dnode_t *) g_deferred = NULL;
+
+/* the dispatcher queue: plain mutex + condvar, usable from the timer thread */
+typedef struct qnode { struct qnode *next; ctx_after_t *a; } qnode_t;
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  qnode_t *head, *tail;
+  int started;       /* a dispatcher thread was started in this process */
+} Q = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0 };
+
+static void wake_dispatcher(void) {
+  pthread_mutex_lock(&Q.mu);
+  pthread_cond_signal(&Q.cv);
+  pthread_mutex_unlock(&Q.mu);
+}
+
+void pyctx_release(void *obj) {
+  if (!obj || !atomic_load(&g_alive)) return;
+  if (PyGILState_Check()) {
+    Py_DECREF((PyObject *)obj);
+    return;
+  }
+  /* no GIL here (the timer thread, or a wait): hand it to the dispatcher */
+  dnode_t *n;
+  while (!(n = malloc(sizeof *n))) sched_yield();
+  n->obj = obj;
+  dnode_t *old = atomic_load(&g_deferred);
+  do n->next = old; while (!atomic_compare_exchange_weak(&g_deferred, &old, n));
+  if (!old) wake_dispatcher();
+}
+
+static void drain_deferred(void) {
+  dnode_t *n = atomic_exchange(&g_deferred, NULL);
+  while (n) {
+    dnode_t *next = n->next;
+    Py_DECREF((PyObject *)n->obj);
+    free(n);
+    n = next;
+  }
+}
+
+/* ---- executors ---- */
+
+static void dispatcher_submit(ctx_executor_t *self, ctx_after_t *a) {
+  (void)self;
+  if (!atomic_load(&g_alive)) return;  /* exiting: the callback is dropped */
+  qnode_t *n;
+  while (!(n = malloc(sizeof *n))) sched_yield();
+  n->a = a;
+  n->next = NULL;
+  pthread_mutex_lock(&Q.mu);
+  if (Q.tail) Q.tail->next = n; else Q.head = n;
+  Q.tail = n;
+  pthread_cond_signal(&Q.cv);
+  pthread_mutex_unlock(&Q.mu);
+}
+ctx_executor_t pyctx_dispatcher = { dispatcher_submit };
+
+/* An exception a callback wants raised in the main thread's pending call. */
+static int pending_run(void *arg) {
+  if (!atomic_load(&g_alive)) return 0;
+  ctx_after_run((ctx_after_t *)arg);
+  return PyErr_Occurred() ? -1 : 0;
+}
+
+/* Main-thread interrupts run as pending calls: the eval loop runs them at
+** its next bytecode, without waiting for the GIL switch interval. */
+static void main_submit(ctx_executor_t *self, ctx_after_t *a) {
+  (void)self;
+  if (!atomic_load(&g_alive)) return;
+  if (Py_AddPendingCall(pending_run, a) != 0) dispatcher_submit(self, a);
+}
+ctx_executor_t pyctx_main_executor = { main_submit };
+
+static PyObject *dispatch_loop(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
+  for (;;) {
+    qnode_t *batch;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&Q.mu);
+    while ((!Q.head && !atomic_load(&g_deferred)) || !atomic_load(&g_alive))
+      pthread_cond_wait(&Q.cv, &Q.mu);
+    batch = Q.head;
+    Q.head = Q.tail = NULL;
+    pthread_mutex_unlock(&Q.mu);
+    Py_END_ALLOW_THREADS
+    drain_deferred();
+    while (batch) {
+      qnode_t *next = batch->next;
+      ctx_after_t *a = batch->a;
+      free(batch);
+      batch = next;
+      ctx_after_run(a);
+      if (PyErr_Occurred()) PyErr_WriteUnraisable(NULL);
+    }
+  }
+  Py_RETURN_NONE;
+}
+
+int pyctx_ensure_dispatcher(ctxstate *st) {
+  if (Q.started) return 0;
+  PyObject *threading = PyImport_ImportModule("threading");
+  if (!threading) return -1;
+  PyObject *cls = PyObject_GetAttrString(threading, "Thread");
+  Py_DECREF(threading);
+  if (!cls) return -1;
+  PyObject *kw = Py_BuildValue("{sOsOss}", "target", st->dispatch_loop,
+                               "daemon", Py_True, "name", "ctx-dispatcher");
+  PyObject *empty = PyTuple_New(0);
+  PyObject *t = (kw && empty) ? PyObject_Call(cls, empty, kw) : NULL;
+  Py_XDECREF(empty);
+  Py_XDECREF(kw);
+  Py_DECREF(cls);
+  if (!t) return -1;
+  PyObject *r = PyObject_CallMethod(t, "start", NULL);
+  Py_DECREF(t);
+  if (!r) return -1;
+  Py_DECREF(r);
+  Q.started = 1;
+  return 0;
+}
+
+static PyObject *mod_shutdown(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
+  atomic_store(&g_alive, 0);
+  Py_RETURN_NONE;
+}
+
+static PyObject *mod_after_fork_child(PyObject *mod, PyObject *unused) {
+  (void)unused;
+  /* the dispatcher did not survive the fork, and may have held the lock */
+  pthread_mutex_init(&Q.mu, NULL);
+  pthread_cond_init(&Q.cv, NULL);
+  g_main_ident = PyThread_get_thread_ident();
+  int was = Q.started;
+  Q.started = 0;
+  if (was && pyctx_ensure_dispatcher(PyModule_GetState(mod)) < 0) return NULL;
+  Py_RETURN_NONE;
+}
+
+/* ---- argument conversion ---- */
+
+int pyctx_check_rc(int rc) {
+  if (rc == CTX_ENOMEM) PyErr_NoMemory();
+  else if (rc == CTX_EMFILE) PyErr_SetString(PyExc_OSError, ctx_strerror(rc));
+  else PyErr_SetString(PyExc_ValueError, ctx_strerror(rc));
+  return -1;
+}
+
+PyObject *pyctx_wrap(ctxstate *st, PyTypeObject *tp, ctx_t *c) {
+  (void)st;
+  CtxObject *o = PyObject_GC_New(CtxObject, tp);
+  if (!o) { ctx_unref(c); return NULL; }
+  o->c = c;
+  o->err = NULL;
+  o->weakreflist = NULL;
+  PyObject_GC_Track(o);
+  return (PyObject *)o;
+}
+
+int pyctx_parent(ctxstate *st, PyObject *o, ctx_t **out) {
+  if (!PyObject_TypeCheck(o, st->Context) || !((CtxObject *)o)->c) {
+    PyErr_Format(PyExc_TypeError, "parent must be a ctx.Context, not %.100s",
+                 Py_TYPE(o)->tp_name);
+    return -1;
+  }
+  *out = ((CtxObject *)o)->c;
+  return 0;
+}
+
+static int to_double(ctxstate *st, PyObject *o, double *d, const char *what) {
+  if (PyFloat_Check(o)) {
+    *d = PyFloat_AS_DOUBLE(o);
+  } else if (PyLong_Check(o)) {
+    *d = PyLong_AsDouble(o);
+    if (*d == -1.0 && PyErr_Occurred()) return -1;
+  } else {
+    int is_td = PyObject_IsInstance(o, st->timedelta);
+    if (is_td < 0) return -1;
+    if (!is_td || what[0] != 's') {
+      PyErr_Format(PyExc_TypeError, "%s must be %s, not %.100s", what,
+                   what[0] == 's' ? "int, float or timedelta" : "float or datetime",
+                   Py_TYPE(o)->tp_name);
+      return -1;
+    }
+    PyObject *r = PyObject_CallMethod(o, "total_seconds", NULL);
+    if (!r) return -1;
+    *d = PyFloat_AsDouble(r);
+    Py_DECREF(r);
+    if (*d == -1.0 && PyErr_Occurred()) return -1;
+  }
+  if (*d != *d) {
+    PyErr_Format(PyExc_ValueError, "%s must not be NaN", what);
+    return -1;
+  }
+  return 0;
+}
+
+int pyctx_seconds(ctxstate *st, PyObject *o, int64_t *ns) {
+  double d;
+  if (to_double(st, o, &d, "seconds") < 0) return -1;
+  *ns = ctx_seconds_to_ns(d);
+  return 0;
+}
+
+int pyctx_when(ctxstate *st, PyObject *o, int64_t *mono) {
+  double d;
+  int is_dt = PyObject_IsInstance(o, st->datetime);
+  if (is_dt < 0) return -1;
+  if (is_dt) {
+    PyObject *r = PyObject_CallMethod(o, "timestamp", NULL);
+    if (!r) return -1;
+    d = PyFloat_AsDouble(r);
+    Py_DECREF(r);
+    if (d == -1.0 && PyErr_Occurred()) return -1;
+  } else if (to_double(st, o, &d, "when") < 0) {
+    return -1;
+  }
+  *mono = ctx_wall_to_mono(d);
+  return 0;
+}
+
+int pyctx_cause_arg(PyObject *cause) {
+  if (cause == Py_None || PyExceptionInstance_Check(cause)) return 0;
+  PyErr_Format(PyExc_TypeError, "cause must be an exception or None, not %.100s",
+               Py_TYPE(cause)->tp_name);
+  return -1;
+}
+
+/* ---- cancel functions and stop handles ---- */
+
+typedef struct { PyObject_HEAD ctx_t *c; int with_cause; } CancelObject;
+
+static PyObject *cancel_call(CancelObject *self, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = { "cause", NULL };
+  PyObject *cause = Py_None;
+  if (self->with_cause) {
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:cancel", kwlist, &cause)) return NULL;
+  } else if (!PyArg_ParseTupleAndKeywords(args, kw, ":cancel", kwlist + 1)) {
+    return NULL;
+  }
+  if (pyctx_cause_arg(cause) < 0) return NULL;
+  if (cause == Py_None) {
+    ctx_cancel(self->c);
+  } else {
+    Py_INCREF(cause);
+    if (ctx_cancel_cause(self->c, cause, pyctx_release) == CTX_ENOMEM) return PyErr_NoMemory();
+  }
+  Py_RETURN_NONE;
+}
+
+static void cancel_dealloc(CancelObject *self) {
+  PyTypeObject *tp = Py_TYPE(self);
+  ctx_unref(self->c);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+static PyType_Slot cancel_slots[] = {
+  { Py_tp_call, cancel_call },
+  { Py_tp_dealloc, cancel_dealloc },
+  { Py_tp_doc, "cancel(): ends the context (idempotent); cancel(cause) where the cause is recorded." },
+  { 0, NULL } };
+static PyType_Spec cancel_spec = { "ctx.CancelFunc", sizeof(CancelObject), 0,
+  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, cancel_slots };
+
+typedef struct { PyObject_HEAD ctx_after_t *a; } StopObject;
+
+static PyObject *stop_call(StopObject *self, PyObject *args, PyObject *kw) {
+  if (!PyArg_ParseTuple(args, ":stop") || (kw && PyDict_GET_SIZE(kw))) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "stop() takes no arguments");
+    return NULL;
+  }
+  return PyBool_FromLong(ctx_after_stop(self->a) == 1);
+}
+
+static void stop_dealloc(StopObject *self) {
+  PyTypeObject *tp = Py_TYPE(self);
+  ctx_after_free(self->a);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+static PyType_Slot stop_slots[] = {
+  { Py_tp_call, stop_call },
+  { Py_tp_dealloc, stop_dealloc },
+  { Py_tp_doc, "stop() -> bool: True if this call prevented the callback from running." },
+  { 0, NULL } };
+static PyType_Spec stop_spec = { "ctx.StopFunc", sizeof(StopObject), 0,
+  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, stop_slots };
+
+static PyObject *pair(ctxstate *st, ctx_t *c, int with_cause) {
+  CancelObject *k = PyObject_New(CancelObject, st->Cancel);
+  if (!k) { ctx_unref(c); return NULL; }
+  k->c = ctx_ref(c);
+  k->with_cause = with_cause;
+  PyObject *w = pyctx_wrap(st, st->Context, c);
+  if (!w) { Py_DECREF(k); return NULL; }
+  PyObject *t = PyTuple_Pack(2, w, (PyObject *)k);
+  Py_DECREF(w);
+  Py_DECREF(k);
+  return t;
+}
+
+/* ---- Go-shaped functions ---- */
+
+#define ST(mod) ((ctxstate *)PyModule_GetState(mod))
+
+static int nargs_ok(const char *name, Py_ssize_t n, Py_ssize_t want) {
+  if (n == want) return 1;
+  PyErr_Format(PyExc_TypeError, "%s() takes exactly %zd arguments (%zd given)",
+               name, want, n);
+  return 0;
+}
+
+static PyObject *f_background(PyObject *m, PyObject *u) { (void)u; return Py_NewRef(ST(m)->background); }
+static PyObject *f_todo(PyObject *m, PyObject *u) { (void)u; return Py_NewRef(ST(m)->todo); }
+
+static PyObject *f_with_cancel(PyObject *m, PyObject *const *a, Py_ssize_t n) {
+  ctx_t *p, *c;
+  if (!nargs_ok("with_cancel", n, 1) || pyctx_parent(ST(m), a[0], &p) < 0) return NULL;
+  int rc = ctx_with_cancel(p, &c);
+  if (rc) return pyctx_check_rc(rc), NULL;
+  return pair(ST(m), c, 0);
+}
+
+static PyObject *f_with_cancel_cause(PyObject *m, PyObject *const *a, Py_ssize_t n) {
+  ctx_t *p, *c;
+  if (!nargs_ok("with_cancel_cause", n, 1) || pyctx_parent(ST(m), a[0], &p) < 0) return NULL;
+  int rc = ctx_with_cancel(p, &c);
+  if (rc) return pyctx_check_rc(rc), NULL;
+  return pair(ST(m), c, 1);
+}
+
+static PyObject *deadline_common(PyObject *m, PyObject *const *a, Py_ssize_t n,
+                                 const char *name, int is_timeout, int has_cause) {
+  ctxstate *st = ST(m);
+  ctx_t *p, *c;
+  int64_t t;
+  if (!nargs_ok(name, n, has_cause ? 3 : 2) || pyctx_parent(st, a[0], &p) < 0) return NULL;
+  if ((is_timeout ? pyctx_seconds(st, a[1], &t) : pyctx_when(st, a[1], &t)) < 0) return NULL;
+  PyObject *cause = has_cause ? a[2] : Py_None;
+  if (pyctx_cause_arg(cause) < 0) return NULL;
+  int rc;
+  if (is_timeout && t < 0) t = 0;  /* negative: done at creation */
+  if (cause == Py_None) {
+    rc = is_timeout ? ctx_with_timeout(p, t, &c) : ctx_with_deadline(p, t, &c);
+  } else {
+    Py_INCREF(cause);
+    rc = is_timeout ? ctx_with_timeout_cause(p, t, cause, pyctx_release, &c)
+                    : ctx_with_deadline_cause(p, t, cause, pyctx_release, &c);
+  }
+  if (rc) return pyctx_check_rc(rc), NULL;
+  return pair(st, c, 0);
+}
+
+static PyObject *f_with_deadline(PyObject *m, PyObject *const *a, Py_ssize_t n) {
+  return deadline_common(m, a, n, "with_deadline", 0, 0);
+}
+static PyObject *f_with_deadline_cause(PyObject *m, PyObject *const *a, Py_ssize_t n) {
+  return deadline_common(m, a, n, "with_deadline_cause", 0, 1);
+}
+static PyObject *f_with_timeout(PyObject *m, PyObject *const *a, Py_ssize_t n) {
+  return deadline_common(m, a, n, "with_timeout", 1, 0);
+}
+static PyObject *f_with_timeout_cause(PyObject *m, PyObject *const *a, Py_ssize_t n) {
+  return deadline_common(m, a, n, "with_timeout_cause", 1, 1);
+}
+
+static PyObject *f_with_value(PyObject *m, PyObject *const *a, Py_ssize_t n) {
+  ctxstate *st = ST(m);
+  ctx_t *p, *c;
+  if (!nargs_ok("with_value", n, 3) || pyctx_parent(st, a[0], &p) < 0) return NULL;
+  if (a[1] == Py_None) {
+    PyErr_SetString(PyExc_TypeError, "key must not be None");
+    return NULL;
+  }
+  if (PyObject_Hash(a[1]) == -1) return NULL;  /* unhashable: TypeError */
+  Py_INCREF(a[1]);
+  Py_INCREF(a[2]);
+  int rc = ctx_with_value(p, a[1], a[2], pyctx_release, &c);
+  if (rc) {
+    Py_DECREF(a[1]);
+    Py_DECREF(a[2]);
+    return pyctx_check_rc(rc), NULL;
+  }
+  return pyctx_wrap(st, st->Context, c);
+}
+
+static PyObject *f_without_cancel(PyObject *m, PyObject *const *a, Py_ssize_t n) {
+  ctx_t *p, *c;
+  if (!nargs_ok("without_cancel", n, 1) || pyctx_parent(ST(m), a[0], &p) < 0) return NULL;
+  int rc = ctx_without_cancel(p, &c);
+  if (rc) return pyctx_check_rc(rc), NULL;
+  return pyctx_wrap(ST(m), ST(m)->Context, c);
+}
+
+static void call_user(void *arg) {
+  PyObject *r = PyObject_CallNoArgs((PyObject *)arg);
+  if (r) Py_DECREF(r);
+  else PyErr_WriteUnraisable((PyObject *)arg);
+}
+
+static PyObject *f_after_func(PyObject *m, PyObject *const *a, Py_ssize_t n) {
+  ctxstate *st = ST(m);
+  ctx_t *c;
+  if (!nargs_ok("after_func", n, 2)) return NULL;
+  if (!PyObject_TypeCheck(a[0], st->Context) || !((CtxObject *)a[0])->c) {
+    PyErr_Format(PyExc_TypeError, "c must be a ctx.Context, not %.100s", Py_TYPE(a[0])->tp_name);
+    return NULL;
+  }
+  c = ((CtxObject *)a[0])->c;
+  if (!PyCallable_Check(a[1])) {
+    PyErr_Format(PyExc_TypeError, "fn must be callable, not %.100s", Py_TYPE(a[1])->tp_name);
+    return NULL;
+  }
+  if (pyctx_ensure_dispatcher(st) < 0) return NULL;
+  StopObject *s = PyObject_New(StopObject, st->Stop);
+  if (!s) return NULL;
+  s->a = NULL;
+  Py_INCREF(a[1]);
+  int rc = ctx_after_func(c, call_user, a[1], pyctx_release, &pyctx_dispatcher, &s->a);
+  if (rc) { Py_DECREF(s); return pyctx_check_rc(rc), NULL; }
+  return (PyObject *)s;
+}
+
+static PyObject *f_cause(PyObject *m, PyObject *c) {
+  if (!PyObject_TypeCheck(c, ST(m)->Context) || !((CtxObject *)c)->c) {
+    PyErr_Format(PyExc_TypeError, "c must be a ctx.Context, not %.100s", Py_TYPE(c)->tp_name);
+    return NULL;
+  }
+  return PyObject_CallMethod(c, "cause", NULL);
+}
+
+static PyObject *f_current(PyObject *m, PyObject *u) { (void)u; return pyctx_current(ST(m)); }
+
+/* scope(parent=None), timeout(seconds, parent=None, *, interrupt=False),
+** deadline(when, parent=None, *, interrupt=False): parsed by hand, they are
+** on the hot path of every `with`. */
+static PyObject *scope_factory(PyObject *m, PyObject *const *a, Py_ssize_t n,
+                               PyObject *kwn, int kind) {
+  ctxstate *st = ST(m);
+  static const char *names[] = { "scope", "timeout", "deadline" };
+  int npos = kind == SCOPE_CANCEL ? 0 : 1;
+  PyObject *val = NULL, *parent = Py_None, *intr = Py_False;
+  if (n > npos + 1) {
+    PyErr_Format(PyExc_TypeError, "%s() takes at most %d positional arguments",
+                 names[kind], npos + 1);
+    return NULL;
+  }
+  if (npos && n >= 1) val = a[0];
+  if (n > npos) parent = a[npos];
+  Py_ssize_t nk = kwn ? PyTuple_GET_SIZE(kwn) : 0;
+  for (Py_ssize_t i = 0; i < nk; i++) {
+    PyObject *k = PyTuple_GET_ITEM(kwn, i), *v = a[n + i];
+    if (PyUnicode_CompareWithASCIIString(k, "parent") == 0 && n <= npos) parent = v;
+    else if (PyUnicode_CompareWithASCIIString(k, "interrupt") == 0) intr = v;
+    else if (npos && !val && PyUnicode_CompareWithASCIIString(
+               k, kind == SCOPE_TIMEOUT ? "seconds" : "when") == 0) val = v;
+    else {
+      PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument %R",
+                   names[kind], k);
+      return NULL;
+    }
+  }
+  if (npos && !val) {
+    PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", names[kind],
+                 kind == SCOPE_TIMEOUT ? "seconds" : "when");
+    return NULL;
+  }
+  int64_t ns = 0;
+  if (kind == SCOPE_TIMEOUT && pyctx_seconds(st, val, &ns) < 0) return NULL;
+  if (kind == SCOPE_DEADLINE && pyctx_when(st, val, &ns) < 0) return NULL;
+  ctx_t *dummy;
+  if (parent != Py_None && pyctx_parent(st, parent, &dummy) < 0) return NULL;
+  int it = PyObject_IsTrue(intr);
+  if (it < 0) return NULL;
+  return pyctx_make_scope(st, kind, ns, parent == Py_None ? NULL : parent, it);
+}
+
+static PyObject *f_scope(PyObject *m, PyObject *const *a, Py_ssize_t n, PyObject *k) {
+  return scope_factory(m, a, n, k, SCOPE_CANCEL);
+}
+static PyObject *f_timeout(PyObject *m, PyObject *const *a, Py_ssize_t n, PyObject *k) {
+  return scope_factory(m, a, n, k, SCOPE_TIMEOUT);
+}
+static PyObject *f_deadline(PyObject *m, PyObject *const *a, Py_ssize_t n, PyObject *k) {
+  return scope_factory(m, a, n, k, SCOPE_DEADLINE);
+}
+
+static PyObject *ctx_or_current(ctxstate *st, PyObject *c) {
+  if (!c || c == Py_None) return pyctx_current(st);
+  if (!PyObject_TypeCheck(c, st->Context) || !((CtxObject *)c)->c) {
+    PyErr_Format(PyExc_TypeError, "c must be a ctx.Context, not %.100s", Py_TYPE(c)->tp_name);
+    return NULL;
+  }
+  return Py_NewRef(c);
+}
+
+/* sleep(seconds, c=None): raises c.err() if c ends first. */
+static PyObject *f_sleep(PyObject *m, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = { "seconds", "c", NULL };
+  ctxstate *st = ST(m);
+  PyObject *secs, *c = NULL;
+  int64_t ns;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:sleep", kwlist, &secs, &c)) return NULL;
+  if (pyctx_seconds(st, secs, &ns) < 0 || !(c = ctx_or_current(st, c))) return NULL;
+  int r = pyctx_wait(st, ((CtxObject *)c)->c, ns < 0 ? 0 : ns, -1);
+  PyObject *res = NULL;
+  if (r == 1) res = PyObject_CallMethod(c, "check", NULL);
+  else if (r >= 0) res = Py_NewRef(Py_None);
+  Py_DECREF(c);
+  return res;
+}
+
+/* _wait_fd(c, fd, timeout): 'done', 'fd' or 'timeout' (run_process uses it). */
+static PyObject *f_wait_fd(PyObject *m, PyObject *args) {
+  ctxstate *st = ST(m);
+  PyObject *c, *to;
+  int fd;
+  int64_t ns = -1;
+  if (!PyArg_ParseTuple(args, "OiO:_wait_fd", &c, &fd, &to)) return NULL;
+  if (to != Py_None && pyctx_seconds(st, to, &ns) < 0) return NULL;
+  if (!(c = ctx_or_current(st, c))) return NULL;
+  int r = pyctx_wait(st, ((CtxObject *)c)->c, ns, fd);
+  Py_DECREF(c);
+  if (r < 0) return NULL;
+  return PyUnicode_FromString(r == 1 ? "done" : r == 2 ? "fd" : "timeout");
+}
+
+static PyObject *f_num_children(PyObject *m, PyObject *c) {
+  ctx_t *p;
+  if (pyctx_parent(ST(m), c, &p) < 0) return NULL;
+  return PyLong_FromSize_t(ctx_num_children(p));
+}
+
+#define FC(f) (PyCFunction)(void (*)(void))(f)
+static PyMethodDef mod_methods[] = {
+  { "background", f_background, METH_NOARGS, "The root context, the same object every call." },
+  { "todo", f_todo, METH_NOARGS, "The TODO root context." },
+  { "with_cancel", FC(f_with_cancel), METH_FASTCALL, "with_cancel(parent) -> (Context, cancel)" },
+  { "with_cancel_cause", FC(f_with_cancel_cause), METH_FASTCALL, "with_cancel_cause(parent) -> (Context, cancel(cause=None))" },
+  { "with_deadline", FC(f_with_deadline), METH_FASTCALL, "with_deadline(parent, when) -> (Context, cancel)" },
+  { "with_deadline_cause", FC(f_with_deadline_cause), METH_FASTCALL, "with_deadline_cause(parent, when, cause) -> (Context, cancel)" },
+  { "with_timeout", FC(f_with_timeout), METH_FASTCALL, "with_timeout(parent, seconds) -> (Context, cancel)" },
+  { "with_timeout_cause", FC(f_with_timeout_cause), METH_FASTCALL, "with_timeout_cause(parent, seconds, cause) -> (Context, cancel)" },
+  { "with_value", FC(f_with_value), METH_FASTCALL, "with_value(parent, key, value) -> Context" },
+  { "without_cancel", FC(f_without_cancel), METH_FASTCALL, "without_cancel(parent) -> Context" },
+  { "after_func", FC(f_after_func), METH_FASTCALL, "after_func(c, fn) -> stop" },
+  { "cause", f_cause, METH_O, "cause(c) -> BaseException | None" },
+  { "current", f_current, METH_NOARGS, "The innermost scope's context of this thread/task, else background()." },
+  { "scope", FC(f_scope), METH_FASTCALL | METH_KEYWORDS, "scope(parent=None): a cancel scope." },
+  { "timeout", FC(f_timeout), METH_FASTCALL | METH_KEYWORDS, "timeout(seconds, parent=None, *, interrupt=False)" },
+  { "deadline", FC(f_deadline), METH_FASTCALL | METH_KEYWORDS, "deadline(when, parent=None, *, interrupt=False)" },
+  { "sleep", FC(f_sleep), METH_VARARGS | METH_KEYWORDS, "sleep(seconds, c=None): raises c.err() if c ends first." },
+  { "_wait_fd", f_wait_fd, METH_VARARGS, NULL },
+  { "_num_children", f_num_children, METH_O, NULL },
+  { "_dispatch_loop", dispatch_loop, METH_NOARGS, NULL },
+  { "_shutdown", mod_shutdown, METH_NOARGS, NULL },
+  { "_after_fork_child", mod_after_fork_child, METH_NOARGS, NULL },
+  { NULL, NULL, 0, NULL } };
+
+/* ---- module lifecycle ---- */
+
+static PyObject *new_type(PyObject *m, PyType_Spec *spec, PyObject *base) {
+  PyObject *t = PyType_FromModuleAndSpec(m, spec, base);
+  if (t && PyModule_AddObjectRef(m, strrchr(spec->name, '.') + 1, t) < 0) Py_CLEAR(t);
+  return t;
+}
+
+static PyObject *new_exc(PyObject *m, const char *name, PyObject *base, const char *doc) {
+  PyObject *e = PyErr_NewExceptionWithDoc(name, doc, base, NULL);
+  if (e && PyModule_AddObjectRef(m, strrchr(name, '.') + 1, e) < 0) Py_CLEAR(e);
+  return e;
+}
+
+static PyObject *import_attr(const char *mod, const char *attr) {
+  PyObject *m = PyImport_ImportModule(mod);
+  if (!m) return NULL;
+  PyObject *a = PyObject_GetAttrString(m, attr);
+  Py_DECREF(m);
+  return a;
+}
+
+static int mod_exec(PyObject *m) {
+  ctxstate *st = ST(m);
+  g_main_ident = PyThread_get_thread_ident();
+  PyObject *mt = import_attr("threading", "main_thread");
+  if (mt) {
+    PyObject *t = PyObject_CallNoArgs(mt), *id = t ? PyObject_GetAttrString(t, "ident") : NULL;
+    if (id) g_main_ident = PyLong_AsUnsignedLong(id);
+    Py_XDECREF(id); Py_XDECREF(t); Py_DECREF(mt);
+  }
+  if (PyErr_Occurred()) return -1;
+  if (!(st->Context = (PyTypeObject *)new_type(m, &pyctx_context_spec, NULL))) return -1;
+  if (!(st->ScopeContext = (PyTypeObject *)new_type(m, &pyctx_scopectx_spec,
+                                                     (PyObject *)st->Context))) return -1;
+  if (!(st->Scope = (PyTypeObject *)new_type(m, &pyctx_scope_spec, NULL))) return -1;
+  if (!(st->Cancel = (PyTypeObject *)new_type(m, &cancel_spec, NULL))) return -1;
+  if (!(st->Stop = (PyTypeObject *)new_type(m, &stop_spec, NULL))) return -1;
+  if (!(st->ContextError = new_exc(m, "ctx.ContextError", PyExc_Exception,
+        "Base of the errors a context reports once done."))) return -1;
+  if (!(st->Canceled = new_exc(m, "ctx.Canceled", st->ContextError,
+        "context canceled"))) return -1;
+  PyObject *bases = PyTuple_Pack(2, st->ContextError, PyExc_TimeoutError);
+  if (!bases) return -1;
+  st->DeadlineExceeded = new_exc(m, "ctx.DeadlineExceeded", bases, "context deadline exceeded");
+  Py_DECREF(bases);
+  if (!st->DeadlineExceeded) return -1;
+  if (!(st->Interrupt = (PyTypeObject *)PyType_FromModuleAndSpec(
+          m, &pyctx_interrupt_spec, PyExc_BaseException))) return -1;
+  if (PyModule_AddObjectRef(m, "_Interrupt", (PyObject *)st->Interrupt) < 0) return -1;
+  if (!(st->msg_canceled = PyUnicode_FromString("context canceled"))) return -1;
+  if (!(st->msg_deadline = PyUnicode_FromString("context deadline exceeded"))) return -1;
+  PyObject *cv = import_attr("contextvars", "ContextVar");
+  if (!cv) return -1;
+  st->current_var = PyObject_CallFunction(cv, "s", "ctx.current");
+  Py_DECREF(cv);
+  if (!st->current_var) return -1;
+  if (!(st->background = pyctx_wrap(st, st->Context, ctx_background()))) return -1;
+  if (!(st->todo = pyctx_wrap(st, st->Context, ctx_todo()))) return -1;
+  if (!(st->timedelta = import_attr("datetime", "timedelta"))) return -1;
+  if (!(st->datetime = import_attr("datetime", "datetime"))) return -1;
+  if (!(st->dispatch_loop = PyObject_GetAttrString(m, "_dispatch_loop"))) return -1;
+  return 0;
+}
+
+static int mod_traverse(PyObject *m, visitproc visit, void *arg) {
+  ctxstate *st = ST(m);
+  Py_VISIT(st->Context); Py_VISIT(st->ScopeContext); Py_VISIT(st->Scope);
+  Py_VISIT(st->Cancel); Py_VISIT(st->Stop); Py_VISIT(st->Interrupt);
+  Py_VISIT(st->ContextError); Py_VISIT(st->Canceled); Py_VISIT(st->DeadlineExceeded);
+  Py_VISIT(st->current_var); Py_VISIT(st->background); Py_VISIT(st->todo);
+  Py_VISIT(st->timedelta); Py_VISIT(st->datetime); Py_VISIT(st->dispatch_loop);
+  return 0;
+}
+
+static int mod_clear(PyObject *m) {
+  ctxstate *st = ST(m);
+  Py_CLEAR(st->Context); Py_CLEAR(st->ScopeContext); Py_CLEAR(st->Scope);
+  Py_CLEAR(st->Cancel); Py_CLEAR(st->Stop); Py_CLEAR(st->Interrupt);
+  Py_CLEAR(st->ContextError); Py_CLEAR(st->Canceled); Py_CLEAR(st->DeadlineExceeded);
+  Py_CLEAR(st->msg_canceled); Py_CLEAR(st->msg_deadline);
+  Py_CLEAR(st->current_var); Py_CLEAR(st->background); Py_CLEAR(st->todo);
+  Py_CLEAR(st->timedelta); Py_CLEAR(st->datetime); Py_CLEAR(st->dispatch_loop);
+  return 0;
+}
+
+static void mod_free(void *m) { mod_clear((PyObject *)m); }
+
+static PyModuleDef_Slot mod_slots[] = { { Py_mod_exec, mod_exec }, { 0, NULL } };
+
+PyModuleDef pyctx_module = {
+  PyModuleDef_HEAD_INIT, "ctx._ctx", "Go's context for Python: the C extension.",
+  sizeof(ctxstate), mod_methods, mod_slots, mod_traverse, mod_clear, mod_free };
+
+PyMODINIT_FUNC PyInit__ctx(void) { return PyModuleDef_Init(&pyctx_module); }

@@ -1,0 +1,18 @@
+# mk/python.mk — the Python binding: builds ctx._ctx in place, runs pytest and
+# mypy --strict on the typed example, and the benchmark against its peers.
+PY ?= python3
+
+.PHONY: python-ext test-python bench-python
+python-ext:
+	timeout 600 $(PY) setup.py -q build_ext --inplace -j2 2>&1 | grep -v -i -E "warn|beta" || true
+	@$(PY) -c "import sys; sys.path.insert(0, 'python'); import ctx._ctx"
+
+test-python: python-ext
+	PYTHONPATH=python timeout 900 $(PY) -m pytest tests/python -q -p no:cacheprovider
+	cd tests/python && MYPYPATH=../../python timeout 300 $(PY) -m mypy --strict --no-incremental typed_example.py
+
+bench-python: python-ext
+	PYTHONPATH=python timeout 1200 $(PY) bench/python/bench.py
+
+TEST_TARGETS += test-python
+BENCH_TARGETS += bench-python

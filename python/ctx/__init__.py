@@ -1,0 +1,69 @@
+# ctx — Go's context for Python: cancelation, deadlines and values as a tree,
+# with scopes (`with ctx.timeout(5):`) bound to the current thread or task.
+"""Go's ``context`` for Python.
+
+Go-shaped functions (``with_cancel``, ``with_timeout``, ...), the ``Context``
+type, and scopes: ``with ctx.timeout(5) as c: ...`` binds ``c`` as
+``ctx.current()`` for the block and cancels it on exit.
+"""
+import atexit as _atexit
+import os as _os
+
+from ._ctx import (  # noqa: F401  (re-exported)
+    Canceled,
+    Context,
+    ContextError,
+    DeadlineExceeded,
+    Scope,
+    ScopeContext,
+    after_func,
+    background,
+    cause,
+    current,
+    deadline,
+    scope,
+    sleep,
+    timeout,
+    todo,
+    with_cancel,
+    with_cancel_cause,
+    with_deadline,
+    with_deadline_cause,
+    with_timeout,
+    with_timeout_cause,
+    with_value,
+    without_cancel,
+)
+from . import _ctx
+from ._scopes import install as _install
+
+__all__ = [
+    "Canceled", "Context", "ContextError", "DeadlineExceeded", "Scope", "ScopeContext",
+    "SignalReceived", "after_func", "background", "cause", "current", "deadline",
+    "scope", "sleep", "timeout", "todo", "with_cancel", "with_cancel_cause",
+    "with_deadline", "with_deadline_cause", "with_timeout", "with_timeout_cause",
+    "with_value", "without_cancel",
+]
+
+
+class SignalReceived(Exception):
+    """The cause recorded by ``ctx.on_signal`` when one of its signals arrives."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    def __str__(self) -> str:
+        import signal
+        try:
+            name = signal.Signals(self.signum).name
+        except ValueError:
+            name = str(self.signum)
+        return f"received signal {name}"
+
+
+_install(_ctx)
+# From interpreter exit on, objects the core drops are leaked, not touched.
+_atexit.register(_ctx._shutdown)
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_ctx._after_fork_child)

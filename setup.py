@@ -1,0 +1,32 @@
+# setup.py — builds the ctx._ctx extension from the C core (core/*.c) and the
+# CPython binding (bindings/python/*.c); the pure-Python package is python/ctx.
+import glob
+import os
+
+from setuptools import Extension, setup
+
+here = os.path.dirname(os.path.abspath(__file__))
+
+
+def rel(pattern):
+    return sorted(os.path.relpath(p, here) for p in glob.glob(os.path.join(here, pattern)))
+
+
+ext = Extension(
+    "ctx._ctx",
+    sources=rel("core/*.c") + rel("bindings/python/*.c"),
+    include_dirs=["core", "bindings/python"],
+    depends=rel("core/*.h") + rel("bindings/python/*.h"),
+    define_macros=[("_GNU_SOURCE", None)],
+    extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-Werror",
+                        "-Wno-missing-field-initializers", "-Wno-cast-function-type",
+                        "-pthread", "-O2"],
+    extra_link_args=["-pthread"],
+)
+
+setup(
+    package_dir={"": "python"},
+    packages=["ctx"],
+    package_data={"ctx": ["py.typed", "*.pyi"]},
+    ext_modules=[ext],
+)
