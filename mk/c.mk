@@ -27,7 +27,7 @@ $(CT)/%/run_tests: $(CT_SRC) $(CT_HDR) $(CORE_SRC) $(CORE_HDR)
 
 test-c-plain test-c-asan test-c-tsan: test-c-%: $(CT)/%/run_tests
 	CTX_TEST_SCALE=$(CT_SCALE_$*) ASAN_OPTIONS=detect_leaks=1 \
-	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" timeout 300 $<
+	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 die_after_fork=0" timeout 300 $<
 
 test-c-valgrind: $(CT)/valgrind/run_tests
 	CTX_TEST_SCALE=$(CT_SCALE_valgrind) timeout 600 valgrind -q --error-exitcode=99 \

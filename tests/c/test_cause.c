@@ -106,7 +106,7 @@ TEST(cause_table) {
   EXPECT(p.c, CTX_ERR_CANCELED, cause_a);
   EXPECT(w, CTX_ERR_NONE, NULL);
   ctx_unref(w); ctx_unref(v); drop(&p);
-  ASSERT_EQ(test_live_allocs(), base);
+  ASSERT_NO_LEAK(base);
 }
 
 TEST(cause_ownership) {
@@ -132,7 +132,7 @@ TEST(cause_ownership) {
   ASSERT_EQ(ctx_with_timeout_cause(p, 2 * HOUR, &e, test_release_count, &c1), CTX_OK);
   ASSERT_EQ(e, 1);
   ctx_unref(c1); ctx_unref(p);
-  ASSERT_EQ(test_live_allocs(), base);
+  ASSERT_NO_LEAK(base);
 }
 
 static atomic_int race_go;

@@ -45,7 +45,7 @@ TEST(with_cancel) {
   ASSERT_EQ(ctx_cancel(c2), 0);
   ASSERT_EQ(ctx_cancel(v), CTX_EINVAL);  /* a value node has no cancel */
   ctx_unref(c2); ctx_unref(v); ctx_unref(c1);
-  ASSERT_EQ(test_live_allocs(), base);
+  ASSERT_NO_LEAK(base);
 }
 
 static void nop(void *arg) { (void)arg; }
@@ -74,7 +74,7 @@ TEST(parent_finishes_child) {
   ctx_unref(late);
   ctx_after_free(stop);
   for (int i = 3; i >= 0; i--) ctx_unref(all[i]);
-  ASSERT(WAIT_FOR(test_live_allocs() == base, 2000));
+  ASSERT_NO_LEAK(base);
 }
 
 TEST(child_finishes_first) {
@@ -97,7 +97,7 @@ TEST(child_finishes_first) {
     ctx_unref(child);
   }
   ctx_unref(cancelable);
-  ASSERT_EQ(test_live_allocs(), base);
+  ASSERT_NO_LEAK(base);
 }
 
 TEST(cancel_removes) {
@@ -124,7 +124,7 @@ TEST(cancel_removes) {
   ctx_after_free(stop);
   ASSERT(!ctx_done(parent));
   ctx_unref(parent);
-  ASSERT_EQ(test_live_allocs(), base);
+  ASSERT_NO_LEAK(base);
 }
 
 static int str_eq(const void *wanted, const void *bound, void *ud) {
@@ -177,7 +177,7 @@ TEST(values) {
   ASSERT_EQ(ctx_value(c4, "k1", abort_eq, &calls, &got), -7);
   ASSERT_EQ(calls, 1);
   ctx_unref(wc); ctx_unref(c4); ctx_unref(c3); ctx_unref(cc); ctx_unref(c2); ctx_unref(c1);
-  ASSERT_EQ(test_live_allocs(), base);
+  ASSERT_NO_LEAK(base);
 }
 
 TEST(value_ownership) {
@@ -195,7 +195,7 @@ TEST(value_ownership) {
   ctx_unref(child);
   ASSERT_EQ(kc, 1);
   ASSERT_EQ(vc, 1);
-  ASSERT_EQ(test_live_allocs(), base);
+  ASSERT_NO_LEAK(base);
 }
 
 TEST(without_cancel) {
@@ -224,7 +224,7 @@ TEST(without_cancel) {
   ASSERT(s && strstr(s, ".WithoutCancel.WithCancel"));
   free(s);
   ctx_unref(wd); ctx_unref(wc); ctx_unref(w); ctx_unref(v); ctx_unref(p);
-  ASSERT_EQ(test_live_allocs(), base);
+  ASSERT_NO_LEAK(base);
 }
 
 static char *fmt_kv(const void *k, const void *v, void *ud) {
@@ -357,7 +357,7 @@ TEST(deep_chain) {
   ASSERT_EQ(ctx_err(c), CTX_ERR_CANCELED);
   ctx_unref(root);
   ctx_unref(c);  /* frees the whole chain, iteratively too */
-  ASSERT_EQ(test_live_allocs(), base);
+  ASSERT_NO_LEAK(base);
   /* a deep chain dropped without cancel frees as well */
   c = ctx_background();
   for (long i = 0; i < depth; i++) {
@@ -367,7 +367,7 @@ TEST(deep_chain) {
     c = next;
   }
   ctx_unref(c);
-  ASSERT_EQ(test_live_allocs(), base);
+  ASSERT_NO_LEAK(base);
 }
 
 TEST(dropped_contexts_free_everything) {
@@ -394,5 +394,5 @@ TEST(dropped_contexts_free_everything) {
   test_sleep_ns(60 * MS);
   ASSERT(!ctx_done(parent));
   ctx_unref(parent);
-  ASSERT_EQ(test_live_allocs(), base);
+  ASSERT_NO_LEAK(base);
 }
