@@ -116,7 +116,8 @@ static void sift_down(uint32_t i) {
 }
 
 static void remove_at(uint32_t i) {
-  atomic_store_explicit(&T.heap[i]->slot, CTX__NO_SLOT, memory_order_relaxed);
+  /* release: orders our last use of the node before a lock-free destroy */
+  atomic_store_explicit(&T.heap[i]->slot, CTX__NO_SLOT, memory_order_release);
   ctx_t *last = T.heap[--T.n];
   if (i == T.n) return;
   place(i, last);
@@ -138,8 +139,10 @@ static void *timer_main(void *arg) {
     int64_t now = ctx_now();
     while (T.n && T.heap[0]->deadline <= now && nb < 64) {
       ctx_t *c = T.heap[0];
+      /* ref before removal: a destructor that sees the slot cleared frees c
+      ** without taking our lock, so we must be done with c by then */
+      if (ctx__try_ref(c)) batch[nb++] = c;  /* else its destructor waits */
       remove_at(0);
-      if (ctx__try_ref(c)) batch[nb++] = c;  /* else its destructor is waiting */
     }
     if (nb) {
       /* callbacks never run here: ctx__cancel only hands them to executors */
@@ -223,7 +226,7 @@ nomem:
 
 void ctx__timer_remove(ctx_t *c) {
   atomic_thread_fence(memory_order_seq_cst);  /* see ctx__timer_add */
-  if (atomic_load_explicit(&c->slot, memory_order_relaxed) == CTX__NO_SLOT)
+  if (atomic_load_explicit(&c->slot, memory_order_acquire) == CTX__NO_SLOT)
     return;  /* never added, fired or removed: it cannot come back */
   pthread_mutex_lock(&T.mu);
   uint32_t i = atomic_load_explicit(&c->slot, memory_order_relaxed);
