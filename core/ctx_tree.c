@@ -345,11 +345,16 @@ int ctx_cancel_cause(ctx_t *c, void *cause, ctx_release_fn release) {
     return CTX_EINVAL;
   }
   if (!cause) return ctx_cancel(c);
+  if (ctx_done(c)) {  /* the first cancellation won: nothing to record */
+    if (release) release(cause);
+    return 0;
+  }
   ctx__cause_t *z = cause_new(cause, release);
   if (!z) {
-    ctx_cancel(c);
+    /* ENOMEM only when this call is the one that ended c */
+    int r = ctx_cancel(c);
     if (release) release(cause);
-    return CTX_ENOMEM;
+    return r == 1 ? CTX_ENOMEM : r;
   }
   int r = ctx__cancel(c, CTX_ERR_CANCELED, z, 0);
   ctx__cause_unref(z);  /* the nodes that took it keep it */

@@ -33,3 +33,24 @@ test-c-valgrind: $(CT)/valgrind/run_tests
 	CTX_TEST_SCALE=$(CT_SCALE_valgrind) timeout 600 valgrind -q --error-exitcode=99 \
 	  --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	  --show-leak-kinds=definite,indirect --trace-children=no $<
+
+# libFuzzer (clang): a bounded run in `make test`, a long one in `make fuzz`
+FUZZ_CC ?= clang
+FUZZ_BIN := $(B)/fuzz/ctx_fuzz
+FUZZ_LONG ?= 600
+$(FUZZ_BIN): fuzz/ctx_fuzz.c $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p $(B)/fuzz/corpus
+	$(FUZZ_CC) $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined -Icore -o $@ \
+	  fuzz/ctx_fuzz.c $(CORE_SRC) $(LDLIBS)
+
+# the log is kept quiet unless the run fails; crash inputs land in build/fuzz
+test-c-fuzz: $(FUZZ_BIN)
+	@echo "fuzzing for $(FUZZ_SECONDS) s"
+	@timeout $$(( $(FUZZ_SECONDS) + 120 )) $(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) \
+	  -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus > $(B)/fuzz/log 2>&1 \
+	  || { tail -40 $(B)/fuzz/log; exit 1; }
+	@grep -E "^Done|DONE" $(B)/fuzz/log | tail -2
+
+fuzz: fuzz-run
+fuzz-run:
+	$(MAKE) --no-print-directory test-c-fuzz FUZZ_SECONDS=$(FUZZ_LONG)
