@@ -28,6 +28,8 @@ typedef struct ctx__cause {
   ctx_release_fn release;
 } ctx__cause_t;
 
+/* Field order matters: what threads sharing a parent touch (refs, state,
+** lock, children) comes first, so it tends to share one cache line. */
 struct ctx {
   _Atomic uint32_t refs;
   _Atomic uint32_t state;    /* used on nodes where canc == self */
@@ -35,17 +37,17 @@ struct ctx {
                                 sibling links of the children */
   uint8_t kind;
   uint8_t flags;
-  uint8_t linked;            /* in link's child list; guarded by link->lock */
-  int32_t fd;                /* eventfd, -1 until asked for; guarded by lock */
-  _Atomic uint32_t slot;     /* timer heap index; written under the timer lock */
+  _Atomic uint8_t linked;    /* in parent->canc's child list; set under that
+                                lock, read without it to skip it once 0 */
+  ctx_t *children;           /* CANCEL and DEADLINE nodes */
+  ctx_t *canc;               /* the node whose state this one reports */
   int64_t deadline;          /* effective deadline, CTX_FOREVER if none */
   ctx_t *parent;             /* holds a reference */
-  ctx_t *canc;               /* the node whose state this one reports */
+  int32_t fd;                /* eventfd, -1 until asked for; guarded by lock */
+  _Atomic uint32_t slot;     /* timer heap index; written under the timer lock */
   union {
     struct {                 /* CANCEL and DEADLINE nodes */
-      ctx_t *link;           /* node whose child list holds us, or NULL */
-      ctx_t *next, *prev;    /* siblings in link->children */
-      ctx_t *children;
+      ctx_t *next, *prev;    /* siblings in parent->canc's children */
       ctx__cause_t *cause;   /* before done: the deadline's pending cause */
       ctx_after_t *afters;
     } c;

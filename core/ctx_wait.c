@@ -31,9 +31,11 @@ static inline void cpu_relax(void) {
 /* 0 unlocked, 1 locked, 2 locked with sleepers (Drepper, "Futexes are
 ** tricky"). Critical sections are a few dozen instructions: spin briefly. */
 void ctx__lock_slow(ctx__lock_t *l) {
-  for (int i = 0; i < 100; i++) {
+  /* back off exponentially: a spinner that keeps reading the lock's line
+  ** steals it from the holder, which then misses again inside its section */
+  for (int spin = 1; spin <= 64; spin *= 2) {
+    for (int i = 0; i < spin; i++) cpu_relax();
     uint32_t unlocked = 0;
-    cpu_relax();
     if (atomic_load_explicit(l, memory_order_relaxed) == 0 &&
         atomic_compare_exchange_weak_explicit(l, &unlocked, 1,
           memory_order_acquire, memory_order_relaxed))

@@ -1,0 +1,204 @@
+/* bench.c — the C workloads of BENCH.md against the ctx core; prints one JSON
+** object {name: value}. "mem" measures bytes per live timeout ctx alone. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "ctx.h"
+
+#define HOUR 3600000000000LL
+static volatile long sink;
+static int first = 1;
+
+static void out(const char *name, double v) {
+  printf("%s\"%s\": %.3f", first ? "{" : ", ", name, v);
+  first = 0;
+}
+
+static double per_op(int64_t t0, long n) { return (double)(ctx_now() - t0) / (double)n; }
+
+static void must(int rc) { if (rc != CTX_OK) { fprintf(stderr, "ctx: %s\n", ctx_strerror(rc)); exit(1); } }
+
+static double create_cancel(ctx_t *parent, int timeout, long n) {
+  int64_t t0 = ctx_now();
+  for (long i = 0; i < n; i++) {
+    ctx_t *c;
+    must(timeout ? ctx_with_timeout(parent, HOUR, &c) : ctx_with_cancel(parent, &c));
+    ctx_cancel(c);
+    ctx_unref(c);
+  }
+  return per_op(t0, n);
+}
+
+static double done_or_err(int err, long n) {
+  ctx_t *c;
+  must(ctx_with_cancel(ctx_background(), &c));
+  long hits = 0;
+  int64_t t0 = ctx_now();
+  if (err) { for (long i = 0; i < n; i++) hits += ctx_err(c) != CTX_ERR_NONE; }
+  else { for (long i = 0; i < n; i++) hits += ctx_done(c); }
+  double r = per_op(t0, n);
+  sink = hits;
+  ctx_cancel(c);
+  ctx_unref(c);
+  return r;
+}
+
+static double value_depth10(long n) {
+  static char keys[10];
+  ctx_t *c = ctx_background(), *layers[10];
+  for (int i = 0; i < 10; i++) {
+    must(ctx_with_value(c, &keys[i], &keys[i], NULL, &layers[i]));
+    c = layers[i];
+  }
+  long hits = 0;
+  int64_t t0 = ctx_now();
+  for (long i = 0; i < n; i++) {
+    void *v;
+    hits += ctx_value(c, &keys[0], NULL, NULL, &v);  /* bound 10 layers up */
+  }
+  double r = per_op(t0, n);
+  sink = hits;
+  for (int i = 9; i >= 0; i--) ctx_unref(layers[i]);
+  return r;
+}
+
+/* fan-out 10, depth 5 under one root: build, cancel the root, free */
+static double cancel_tree(void) {
+  enum { NODES = 111110 };
+  ctx_t **all = malloc(NODES * sizeof *all), *root;
+  int64_t t0 = ctx_now();
+  must(ctx_with_cancel(ctx_background(), &root));
+  long n = 0, level_start = 0, level_len = 0;
+  for (int i = 0; i < 10; i++) must(ctx_with_cancel(root, &all[n++]));
+  level_len = 10;
+  for (int depth = 2; depth <= 5; depth++) {
+    long start = n;
+    for (long p = level_start; p < level_start + level_len; p++)
+      for (int i = 0; i < 10; i++) must(ctx_with_cancel(all[p], &all[n++]));
+    level_start = start;
+    level_len = n - start;
+  }
+  ctx_cancel(root);
+  for (long i = n - 1; i >= 0; i--) ctx_unref(all[i]);
+  ctx_unref(root);
+  double r = per_op(t0, n);
+  free(all);
+  return r;
+}
+
+typedef struct { ctx_t *parent; long n; } two_t;
+static void *two_worker(void *arg) {
+  two_t *t = arg;
+  create_cancel(t->parent, 0, t->n);
+  return NULL;
+}
+
+static double two_threads(long n) {
+  ctx_t *p;
+  must(ctx_with_cancel(ctx_background(), &p));
+  two_t t = { p, n };
+  pthread_t a, b;
+  int64_t t0 = ctx_now();
+  pthread_create(&a, NULL, two_worker, &t);
+  pthread_create(&b, NULL, two_worker, &t);
+  pthread_join(a, NULL);
+  pthread_join(b, NULL);
+  double r = per_op(t0, 2 * n);
+  ctx_cancel(p);
+  ctx_unref(p);
+  return r;
+}
+
+static double timers_with_live(long live, long n) {
+  ctx_t **keep = malloc((size_t)live * sizeof *keep);
+  for (long i = 0; i < live; i++) must(ctx_with_timeout(ctx_background(), HOUR, &keep[i]));
+  double r = create_cancel(ctx_background(), 1, n);
+  for (long i = 0; i < live; i++) { ctx_cancel(keep[i]); ctx_unref(keep[i]); }
+  free(keep);
+  return r;
+}
+
+/* ---- timer lateness: the callback runs where done is first observed ---- */
+enum { LATE_N = 100000 };
+static int64_t *late_deadline, *late_seen;
+
+static void inline_submit(ctx_executor_t *self, ctx_after_t *a) { (void)self; ctx_after_run(a); }
+static void note(void *arg) { late_seen[(intptr_t)arg] = ctx_now(); }
+static int cmp64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+static void lateness(void) {
+  static ctx_executor_t ex = { inline_submit };
+  late_deadline = calloc(LATE_N, sizeof *late_deadline);
+  late_seen = calloc(LATE_N, sizeof *late_seen);
+  ctx_t **cs = malloc(LATE_N * sizeof *cs);
+  int64_t start = ctx_now() + 500000000;  /* all are made before the first fires */
+  unsigned seed = 42;
+  for (long i = 0; i < LATE_N; i++) late_deadline[i] = start + 1000000000LL * i / LATE_N;
+  for (long i = LATE_N - 1; i > 0; i--) {  /* made in shuffled order */
+    seed = seed * 1103515245 + 12345;
+    long j = (long)((seed >> 8) % (unsigned)(i + 1));
+    int64_t t = late_deadline[i]; late_deadline[i] = late_deadline[j]; late_deadline[j] = t;
+  }
+  for (long i = 0; i < LATE_N; i++) {
+    must(ctx_with_deadline(ctx_background(), late_deadline[i], &cs[i]));
+    must(ctx_after_func(cs[i], note, (void *)(intptr_t)i, NULL, &ex, NULL));
+  }
+  if (ctx_now() >= start) fprintf(stderr, "lateness: setup took longer than 0.5 s\n");
+  for (long i = 0; i < LATE_N; i++) ctx_wait(cs[i], -1);
+  for (long i = 0; i < LATE_N; i++) {
+    while (!__atomic_load_n(&late_seen[i], __ATOMIC_ACQUIRE)) usleep(100);
+    late_seen[i] -= late_deadline[i];
+    ctx_unref(cs[i]);
+  }
+  qsort(late_seen, LATE_N, sizeof *late_seen, cmp64);
+  out("timer_lateness_p50_us", (double)late_seen[LATE_N / 2] / 1e3);
+  out("timer_lateness_p99_us", (double)late_seen[LATE_N * 99 / 100] / 1e3);
+  out("timer_lateness_max_us", (double)late_seen[LATE_N - 1] / 1e3);
+  free(cs); free(late_deadline); free(late_seen);
+}
+
+static long rss_bytes(void) {
+  long pages = 0, res = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (!f || fscanf(f, "%ld %ld", &pages, &res) != 2) exit(1);
+  fclose(f);
+  return res * sysconf(_SC_PAGESIZE);
+}
+
+static void mem(void) {
+  enum { N = 100000 };
+  ctx_t *p, **cs = malloc(N * sizeof *cs);
+  must(ctx_with_cancel(ctx_background(), &p));
+  memset(cs, 0, N * sizeof *cs);  /* touch the array before the baseline */
+  long before = rss_bytes();
+  for (long i = 0; i < N; i++) must(ctx_with_timeout(p, HOUR, &cs[i]));
+  out("bytes_per_live_timeout_ctx", (double)(rss_bytes() - before) / N);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "mem")) { mem(); puts("}"); return 0; }
+  ctx_t *p;
+  must(ctx_with_cancel(ctx_background(), &p));
+  create_cancel(ctx_background(), 1, 100000);  /* warm up: timer thread, malloc */
+  out("with_cancel_cancel", create_cancel(ctx_background(), 0, 2000000));
+  out("with_cancel_child_of_cancelable", create_cancel(p, 0, 2000000));
+  out("with_timeout_cancel", create_cancel(ctx_background(), 1, 2000000));
+  out("done_check", done_or_err(0, 50000000));
+  out("err_check", done_or_err(1, 50000000));
+  out("value_depth10", value_depth10(10000000));
+  cancel_tree();
+  out("cancel_tree_per_node", cancel_tree());
+  out("common_parent_cancel_2threads", two_threads(1000000));
+  out("timer_add_cancel_1k", timers_with_live(1000, 2000000));
+  out("timer_add_cancel_1m", timers_with_live(1000000, 2000000));
+  lateness();
+  puts("}");
+  ctx_cancel(p);
+  ctx_unref(p);
+  return 0;
+}
