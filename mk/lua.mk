@@ -1,0 +1,33 @@
+# mk/lua.mk — the Lua 5.4 binding: build/lua/ctx.so (core and binding in one
+# module), its busted specs, the multi-state host under TSan, the benchmark.
+
+LUA ?= lua5.4
+LUA_INC ?= /usr/include/lua5.4
+LUA_SRC := $(wildcard bindings/lua/*.c)
+LUA_HDR := $(wildcard bindings/lua/*.h) $(CORE_HDR)
+LUA_CFLAGS := $(WARN) $(CFLAGS) -fPIC -pthread -Icore -Ibindings/lua -I$(LUA_INC)
+LUA_ENV := LUA_CPATH="$(CURDIR)/$(B)/lua/?.so;;" LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/tests/lua/?.lua;;"
+
+TEST_TARGETS += test-lua
+BENCH_TARGETS += bench-lua
+
+$(B)/lua/ctx.so: $(LUA_SRC) $(CORE_SRC) $(LUA_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(LUA_CFLAGS) -shared $(LUA_SRC) $(CORE_SRC) -o $@ $(LDLIBS)
+
+# 4 lua_States on 4 threads, core and binding built with -fsanitize=thread
+$(B)/lua/host-tsan: tests/lua/host/host.c $(LUA_SRC) $(CORE_SRC) $(LUA_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) -O1 -g -fsanitize=thread -pthread -Icore -Ibindings/lua -I$(LUA_INC) \
+	  tests/lua/host/host.c $(LUA_SRC) $(CORE_SRC) -o $@ -llua5.4 $(LDLIBS)
+
+.PHONY: lua test-lua bench-lua
+lua: $(B)/lua/ctx.so
+
+test-lua: $(B)/lua/ctx.so $(B)/lua/host-tsan
+	$(LUA_ENV) timeout 300 busted --lua=$(LUA) tests/lua
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" timeout 300 \
+	  $(B)/lua/host-tsan tests/lua/host/hammer.lua
+
+bench-lua: $(B)/lua/ctx.so
+	$(LUA_ENV) timeout 600 $(LUA) bench/lua/bench.lua

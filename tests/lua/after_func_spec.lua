@@ -1,0 +1,201 @@
+-- after_func_spec.lua — Go's AfterFunc rules and how callbacks are delivered:
+-- inside the cancel call, at the next call into ctx, inside a blocked wait.
+local H = require "helper"
+local ctx = H.ctx
+local bg = ctx.background()
+
+describe("after_func rules", function()
+  it("runs once after cancel; stop afterwards returns false", function()
+    local c, cancel = ctx.with_cancel(bg)
+    local n = 0
+    local stop = ctx.after_func(c, function() n = n + 1 end)
+    assert.equal(0, n)
+    cancel()
+    assert.equal(1, n)  -- inside the cancel call
+    cancel()
+    assert.equal(1, n)
+    assert.is_false(stop())
+    assert.is_false(stop())
+  end)
+
+  it("stop before cancel prevents it, once", function()
+    local c, cancel = ctx.with_cancel(bg)
+    local ran = false
+    local stop = ctx.after_func(c, function() ran = true end)
+    assert.equal(1, ctx._children(c))  -- a pending after_func counts as a child
+    assert.is_true(stop())
+    assert.equal(0, ctx._children(c))
+    assert.is_false(stop())
+    cancel()
+    assert.is_false(ran)
+  end)
+
+  it("runs at once on a context already done", function()
+    local c, cancel = ctx.with_cancel(bg)
+    cancel()
+    local ran = false
+    local stop = ctx.after_func(c, function() ran = true end)
+    assert.is_true(ran)
+    assert.is_false(stop())
+  end)
+
+  it("is triggered by a parent's cancel and by a deadline", function()
+    local p, cancel = ctx.with_cancel(bg)
+    local got = {}
+    ctx.after_func(ctx.with_value(ctx.with_cancel(p), "k", "v"), function() got[#got + 1] = "child" end)
+    cancel()
+    assert.same({ "child" }, got)
+    local t = ctx.with_timeout(bg, 0.02)
+    ctx.after_func(t, function() got[#got + 1] = "deadline" end)
+    assert.is_true(t:wait(2))  -- a wait woken by the deadline runs it first
+    assert.same({ "child", "deadline" }, got)
+  end)
+
+  it("never runs for a context that cannot end", function()
+    local ran = false
+    local w = ctx.without_cancel((ctx.with_timeout(bg, 0)))
+    local stop = ctx.after_func(w, function() ran = true end)
+    ctx.sleep(bg, 0.01)
+    assert.is_false(ran)
+    assert.is_true(stop())
+    local stop2 = ctx.after_func(bg, function() ran = true end)
+    assert.is_true(stop2())
+  end)
+
+  it("many callbacks on one context each run once", function()
+    local c, cancel = ctx.with_cancel(bg)
+    local count, stops = 0, {}
+    for i = 1, 100 do stops[i] = ctx.after_func(c, function() count = count + 1 end) end
+    for i = 1, 100, 2 do assert.is_true(stops[i]()) end
+    cancel()
+    assert.equal(50, count)
+  end)
+
+  it("a pending after_func keeps its context working after the handle is dropped", function()
+    local p, cancel = ctx.with_cancel(bg)
+    local ran = 0
+    do
+      local c = ctx.with_cancel(p)
+      ctx.after_func(c, function() ran = ran + 1 end)
+    end
+    collectgarbage()
+    collectgarbage()
+    cancel()
+    assert.equal(1, ran)
+  end)
+
+  it("a callback may call into ctx, cancel others and register more", function()
+    local a, cancel_a = ctx.with_cancel(bg)
+    local b, cancel_b = ctx.with_cancel(bg)
+    local order = {}
+    ctx.after_func(b, function() order[#order + 1] = "b" end)
+    ctx.after_func(a, function()
+      order[#order + 1] = "a"
+      assert.is_true(a:done())
+      cancel_b()
+      ctx.after_func(a, function() order[#order + 1] = "a2" end)
+    end)
+    cancel_a()
+    assert.same({ "a", "b", "a2" }, order)
+  end)
+end)
+
+describe("callback delivery", function()
+  it("a deadline's callback waits for the state's next call into ctx", function()
+    local c = ctx.with_timeout(bg, 0.01)
+    local ran = false
+    ctx.after_func(c, function() ran = true end)
+    H.spin(0.1)           -- pure Lua: the timer thread must not touch this state
+    assert.is_false(ran)
+    ctx.now()             -- any call into ctx delivers it
+    assert.is_true(ran)
+  end)
+
+  it("methods deliver too", function()
+    local c = ctx.with_timeout(bg, 0.01)
+    local ran = false
+    ctx.after_func(c, function() ran = true end)
+    H.spin(0.05)
+    assert.is_false(ran)
+    assert.is_true(bg:done() == false and ran)
+  end)
+
+  it("a blocked wait on another context runs callbacks as they come", function()
+    local c = ctx.with_timeout(bg, 0.02)
+    local at
+    ctx.after_func(c, function() at = ctx.now() end)
+    local other, cancel = ctx.with_cancel(bg)
+    local t0 = ctx.now()
+    assert.is_false(other:wait(0.3))
+    assert.is_number(at)
+    assert.is_true(at - t0 < 0.2)
+    assert.is_true(ctx.now() - t0 >= 0.29)
+    cancel()
+  end)
+
+  it("ctx.sleep runs callbacks while it sleeps", function()
+    local c = ctx.with_timeout(bg, 0.02)
+    local at
+    ctx.after_func(c, function() at = ctx.now() end)
+    local t0 = ctx.now()
+    assert.is_true(ctx.sleep(bg, 0.2))
+    assert.is_true(at - t0 < 0.15)
+  end)
+
+  it("wait wakes at once when its context ends", function()
+    local c = ctx.with_timeout(bg, 0.03)
+    local t0 = ctx.now()
+    assert.is_true(c:wait(5))
+    local late = ctx.now() - c:deadline()
+    assert.is_true(late >= -1e-6 and late < 0.05, "late by " .. late)
+    assert.is_true(ctx.now() - t0 < 1)
+  end)
+
+  it("an error in a callback does not propagate and others still run", function()
+    local c, cancel = ctx.with_cancel(bg)
+    local ran = 0
+    ctx.after_func(c, function() error("boom") end)
+    ctx.after_func(c, function() ran = ran + 1 end)
+    ctx.after_func(c, function() error({}) end)
+    assert.has_no.errors(cancel)
+    assert.equal(1, ran)
+  end)
+
+  it("an error in a callback is reported with warn", function()
+    local out = H.run_lua([[
+      local ctx = require "ctx"
+      local c, cancel = ctx.with_cancel(ctx.background())
+      ctx.after_func(c, function() error("boom in callback") end)
+      cancel()
+      print("after cancel")
+    ]], "-W")
+    assert.matches("ctx: error in after_func callback: .*boom in callback", out)
+    assert.matches("after cancel", out)
+  end)
+
+  it("callbacks run on the registering state, in a coroutine too", function()
+    local c, cancel = ctx.with_cancel(bg)
+    local seen
+    local co = coroutine.wrap(function()
+      ctx.after_func(c, function() seen = coroutine.running() end)
+      coroutine.yield()
+      cancel()
+    end)
+    co()
+    co()
+    assert.is_not_nil(seen)
+  end)
+
+  it("callbacks pending when the state closes are dropped cleanly", function()
+    local out, status = H.run_lua([[
+      local ctx = require "ctx"
+      local c = ctx.with_timeout(ctx.background(), 0.01)
+      ctx.after_func(c, function() print("never") end)
+      local p, cancel = ctx.with_cancel(ctx.background())
+      for i = 1, 100 do ctx.after_func(ctx.with_timeout(p, 0.02), function() end) end
+      print("closing")
+    ]])
+    assert.equal("closing\n", out)
+    assert.equal(0, status)
+  end)
+end)
