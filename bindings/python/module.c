@@ -366,7 +366,6 @@ static PyObject *deadline_common(PyObject *m, PyObject *const *a, Py_ssize_t n,
   PyObject *cause = has_cause ? a[2] : Py_None;
   if (pyctx_cause_arg(cause) < 0) return NULL;
   int rc;
-  if (is_timeout && t < 0) t = 0;  /* negative: done at creation */
   if (cause == Py_None) {
     rc = is_timeout ? ctx_with_timeout(p, t, &c) : ctx_with_deadline(p, t, &c);
   } else {

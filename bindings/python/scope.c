@@ -184,7 +184,7 @@ static PyObject *sc_enter(ScopeObject *self, PyObject *u) {
   if (!parent) return NULL;
   ctx_t *p = ((CtxObject *)parent)->c, *c;
   int rc = self->kind == SCOPE_CANCEL ? ctx_with_cancel(p, &c)
-         : self->kind == SCOPE_TIMEOUT ? ctx_with_timeout(p, self->ns < 0 ? 0 : self->ns, &c)
+         : self->kind == SCOPE_TIMEOUT ? ctx_with_timeout(p, self->ns, &c)
          : ctx_with_deadline(p, self->ns, &c);
   Py_DECREF(parent);
   if (rc) return pyctx_check_rc(rc), NULL;

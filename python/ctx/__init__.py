@@ -35,10 +35,14 @@ from ._ctx import (  # noqa: F401  (re-exported)
     without_cancel,
 )
 from . import _ctx
+
+# the types of the callables that with_* and after_func return
+CancelFunc = CancelCauseFunc = _ctx.CancelFunc
+StopFunc = _ctx.StopFunc
 from ._scopes import install as _install
 
 __all__ = [
-    "Canceled", "Context", "ContextError", "DeadlineExceeded", "Scope", "ScopeContext",
+    "CancelCauseFunc", "CancelFunc", "StopFunc", "Canceled", "Context", "ContextError", "DeadlineExceeded", "Scope", "ScopeContext",
     "SignalReceived", "after_func", "background", "cause", "current", "deadline",
     "scope", "sleep", "timeout", "todo", "with_cancel", "with_cancel_cause",
     "with_deadline", "with_deadline_cause", "with_timeout", "with_timeout_cause",
