@@ -11,7 +11,9 @@ test-python: python-ext
 	PYTHONPATH=python timeout 900 $(PY) -m pytest tests/python -q -p no:cacheprovider
 	cd tests/python && MYPYPATH=../../python timeout 300 $(PY) -m mypy --strict --no-incremental typed_example.py
 
+# the peers are benchmark-only dependencies: installed here, not by deps.sh
 bench-python: python-ext
+	-timeout 300 $(PY) -m pip install -q trio anyio stopit 2>&1 | grep -v -i warning || true
 	PYTHONPATH=python timeout 1200 $(PY) bench/python/bench.py
 
 TEST_TARGETS += test-python

@@ -1,0 +1,189 @@
+# bench.py — the Python benchmark of BENCH.md: a ctx timeout scope against
+# asyncio/trio/anyio/stopit/threading peers, core ops and interrupt latency.
+import asyncio
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+
+import ctx
+
+REPS = 5
+
+
+def best_of(fn, n):
+    """Median over REPS runs of fn(n), in ns per op."""
+    out = []
+    for _ in range(REPS):
+        t0 = time.perf_counter_ns()
+        fn(n)
+        out.append((time.perf_counter_ns() - t0) / n)
+    return statistics.median(out)
+
+
+def ctx_scope(n):
+    timeout = ctx.timeout
+    for _ in range(n):
+        with timeout(3600):
+            pass
+
+
+def ctx_scope_async(n):
+    async def main():
+        timeout = ctx.timeout
+        for _ in range(n):
+            async with timeout(3600):
+                pass
+    asyncio.run(main())
+
+
+def asyncio_timeout(n):
+    async def main():
+        timeout = asyncio.timeout
+        for _ in range(n):
+            async with timeout(3600):
+                pass
+    asyncio.run(main())
+
+
+def trio_move_on(n):
+    import trio
+
+    async def main():
+        for _ in range(n):
+            with trio.move_on_after(3600):
+                pass
+    trio.run(main)
+
+
+def anyio_move_on(n):
+    import anyio
+
+    async def main():
+        for _ in range(n):
+            with anyio.move_on_after(3600):
+                pass
+    anyio.run(main)
+
+
+def stopit_timeout(n):
+    import stopit
+    for _ in range(n):
+        with stopit.ThreadingTimeout(3600):
+            pass
+
+
+def timer_event(n):
+    for _ in range(n):
+        ev = threading.Event()
+        t = threading.Timer(3600, ev.set)
+        t.start()
+        t.cancel()
+        t.join()
+
+
+def with_timeout_cancel(n):
+    bg, wt = ctx.background(), ctx.with_timeout
+    for _ in range(n):
+        c, cancel = wt(bg, 3600)
+        cancel()
+
+
+def done_check(n):
+    c, cancel = ctx.with_cancel(ctx.background())
+    done = c.done
+    for _ in range(n):
+        done()
+    cancel()
+
+
+def value_depth10(n):
+    c = ctx.with_value(ctx.background(), "k", 1)
+    for i in range(9):
+        c = ctx.with_value(c, i, i)
+    value = c.value
+    for _ in range(n):
+        value("k")
+
+
+def interrupt_latency(samples=200):
+    lat = []
+    for _ in range(samples):
+        try:
+            with ctx.timeout(0.005, interrupt=True) as c:
+                dl = c.deadline()
+                while True:
+                    pass
+        except ctx.DeadlineExceeded:
+            lat.append(time.time() - dl)
+    lat.sort()
+    return lat[len(lat) // 2] * 1e6, lat[int(len(lat) * 0.99) - 1] * 1e6
+
+
+def run_process_kill_latency(samples=20):
+    lat = []
+    for _ in range(samples):
+        with ctx.timeout(0.05) as c:
+            try:
+                ctx.run_process(["sleep", "10"])
+            except ctx.DeadlineExceeded:
+                lat.append(time.time() - c.deadline())
+    lat.sort()
+    return lat[len(lat) // 2] * 1e6
+
+
+def main():
+    rows = {}
+    peers = {}
+    rows["ctx_timeout_scope_ns"] = best_of(ctx_scope, 200_000)
+    rows["ctx_timeout_scope_async_ns"] = best_of(ctx_scope_async, 100_000)
+    peers["asyncio.timeout"] = best_of(asyncio_timeout, 100_000)
+    for name, fn, n in (("trio.move_on_after", trio_move_on, 100_000),
+                        ("anyio.move_on_after", anyio_move_on, 50_000),
+                        ("stopit.ThreadingTimeout", stopit_timeout, 2_000)):
+        try:
+            peers[name] = best_of(fn, n)
+        except ImportError:
+            peers[name] = None
+    peers["threading.Timer+Event"] = best_of(timer_event, 2_000)
+    rows["with_timeout_cancel_ns"] = best_of(with_timeout_cancel, 200_000)
+    rows["done_check_ns"] = best_of(done_check, 1_000_000)
+    rows["value_depth10_ns"] = best_of(value_depth10, 1_000_000)
+    if hasattr(ctx, "run_process"):
+        p50, p99 = interrupt_latency()
+        rows["interrupt_latency_p50_us"] = p50
+        rows["interrupt_latency_p99_us"] = p99
+        rows["run_process_kill_latency_p50_us"] = run_process_kill_latency()
+
+    scope = rows["ctx_timeout_scope_ns"]
+    print("\nPython binding: one timeout scope that never fires (ns/op, median of %d)" % REPS)
+    print("%-28s %12s %12s" % ("peer", "ns/op", "ctx/peer"))
+    print("%-28s %12.0f %12s" % ("ctx.timeout (with)", scope, "-"))
+    print("%-28s %12.0f %12s" % ("ctx.timeout (async with)", rows["ctx_timeout_scope_async_ns"], "-"))
+    for name, v in peers.items():
+        print("%-28s %12s %12s" % (name, "n/a" if v is None else "%.0f" % v,
+                                   "n/a" if v is None else "%.3f" % (scope / v)))
+    print("\n%-34s %12s" % ("ctx operation", "value"))
+    for k, v in rows.items():
+        if k.startswith("ctx_timeout_scope"):
+            continue
+        print("%-34s %12.1f" % (k, v))
+    checks = [("scope <= 0.2x asyncio.timeout", scope <= 0.2 * peers["asyncio.timeout"])]
+    if peers.get("trio.move_on_after"):
+        checks.append(("scope <= 0.2x trio.move_on_after", scope <= 0.2 * peers["trio.move_on_after"]))
+    if "interrupt_latency_p99_us" in rows:
+        checks.append(("interrupt latency p99 <= 10 ms", rows["interrupt_latency_p99_us"] <= 10_000))
+    print()
+    for name, ok in checks:
+        print("target %-36s %s" % (name, "met" if ok else "MISSED"))
+    out = os.path.join(os.path.dirname(__file__), "..", "..", "build", "bench-python.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump({"python": rows, "peers": peers}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
