@@ -148,7 +148,8 @@ int ctx_value(const ctx_t *c, const void *key, ctx_key_eq_fn eq, void *ud,
 ctx_kind_t ctx_kind(const ctx_t *c);
 /* The parent (borrowed), NULL for the roots. */
 ctx_t *ctx_parent(const ctx_t *c);
-/* How many children are registered for cancellation under c (tests use it). */
+/* How many children are registered for cancellation under c, pending
+** after_funcs included, as Go counts them (tests use it). */
 size_t ctx_num_children(ctx_t *c);
 /* Go's String(): a malloc'd string (free() it), NULL on failure. fmt may be
 ** NULL (prints pointers). */
@@ -158,7 +159,8 @@ char *ctx_string(const ctx_t *c, ctx_fmt_fn fmt, void *ud);
 
 /* Blocks until c is done (CTX_OK), timeout_ns passes (CTX_ETIMEDOUT; negative
 ** means no timeout) or a signal handler runs in this thread (CTX_EINTR, so the
-** caller can check for signals and wait again). */
+** caller can check for signals and wait again; a handler installed with
+** SA_RESTART restarts the wait instead, as for other syscalls). */
 int ctx_wait(const ctx_t *c, int64_t timeout_ns);
 /* A file descriptor that becomes readable when c is done and stays readable
 ** (never read from it). Made on first request, owned by c (closed when c is

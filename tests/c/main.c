@@ -99,6 +99,7 @@ int main(int argc, char **argv) {
     if (atomic_load(&test_thread_failures)) failed_now = 1;
     printf("%s %s (%.0f ms)\n", failed_now ? "FAIL" : "ok  ", tests[i].name, now_ms() - t0);
     if (failed_now) failed++; else passed++;
+    if (failed_now) global_base = test_live_allocs();  /* what it left behind */
   }
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

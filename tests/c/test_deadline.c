@@ -32,6 +32,9 @@ TEST(deadline) {
   ASSERT_EQ(ctx_kind(later), CTX_KIND_CANCEL);
   ASSERT(!ctx_done(c));
   check_fires(c, d);
+  /* the timer thread ends the children right after c (as Go does) */
+  ASSERT_EQ(ctx_wait(child, 5000 * MS), CTX_OK);
+  ASSERT_EQ(ctx_wait(later, 5000 * MS), CTX_OK);
   ASSERT_EQ(ctx_err(child), CTX_ERR_DEADLINE);
   ASSERT_EQ(ctx_err(later), CTX_ERR_DEADLINE);
   ASSERT_EQ(ctx_cancel(c), 0);  /* the deadline won */
