@@ -71,7 +71,9 @@ static void add_deadline(sbuf_t *b, int64_t deadline) {
   snprintf(tmp + n, sizeof tmp - n, " +0000 UTC [");
   sb_add(b, ".WithDeadline(");
   sb_add(b, tmp);
-  add_duration(b, deadline - ctx_now());
+  int64_t left;
+  if (__builtin_sub_overflow(deadline, ctx_now(), &left)) left = INT64_MIN;
+  add_duration(b, left);
   sb_add(b, "])");
 }
 

@@ -50,19 +50,22 @@ int64_t ctx_wall_to_mono(double s) {
   int64_t ns = ctx_seconds_to_ns(s);
   if (ns == CTX_FOREVER) return CTX_FOREVER;
   if (ns == -CTX_FOREVER) return -CTX_FOREVER;
-  int64_t m = ns - wall_offset;
+  int64_t m;
+  if (__builtin_sub_overflow(ns, wall_offset, &m)) return ns < 0 ? -CTX_FOREVER : CTX_FOREVER - 1;
   return m == CTX_FOREVER ? CTX_FOREVER - 1 : m;
 }
 
 int64_t ctx__mono_to_wall_ns(int64_t m) {
   pthread_once(&offset_once, fix_offset);
-  return m + wall_offset;
+  int64_t w;  /* saturates: deadlines centuries away must not overflow */
+  if (__builtin_add_overflow(m, wall_offset, &w)) return m < 0 ? INT64_MIN : INT64_MAX;
+  return w;
 }
 
 double ctx_mono_to_wall(int64_t m) {
   pthread_once(&offset_once, fix_offset);
   if (m == CTX_FOREVER) return INFINITY;
-  return (double)((long double)(m + wall_offset) / 1e9L);
+  return (double)(((long double)m + (long double)wall_offset) / 1e9L);
 }
 
 /* ---- threads ---- */

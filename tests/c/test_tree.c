@@ -396,3 +396,23 @@ TEST(dropped_contexts_free_everything) {
   ctx_unref(parent);
   ASSERT_NO_LEAK(base);
 }
+
+TEST(extreme_deadlines) {
+  /* far past and far future: no overflow (UBSan checks), sane strings */
+  int64_t ds[] = { -CTX_FOREVER, INT64_MIN, CTX_FOREVER - 1, ctx_wall_to_mono(-9.1e9),
+                   ctx_wall_to_mono(9.1e9), ctx_wall_to_mono(-1e300) };
+  for (size_t i = 0; i < sizeof ds / sizeof *ds; i++) {
+    ctx_t *c;
+    ASSERT_EQ(ctx_with_deadline(ctx_background(), ds[i], &c), CTX_OK);
+    ASSERT_EQ(ctx_done(c), ds[i] < ctx_now());
+    char *s = ctx_string(c, NULL, NULL);
+    ASSERT(s && strncmp(s, "context.Background.WithDeadline(", 32) == 0);
+    ASSERT(strcmp(s + strlen(s) - 2, "])") == 0);
+    free(s);
+    (void)ctx_mono_to_wall(ds[i]);
+    if (!ctx_done(c)) ctx_cancel(c);
+    ctx_unref(c);
+  }
+  ASSERT(ctx_wall_to_mono(-1e300) < 0);
+  ASSERT(ctx_wall_to_mono(9.1e9) > ctx_now());
+}
