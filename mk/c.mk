@@ -18,21 +18,30 @@ FUZZ_SECONDS ?= 60
 .PHONY: test-c test-c-plain test-c-asan test-c-tsan test-c-valgrind test-c-fuzz fuzz-run
 TEST_TARGETS += test-c
 
+# the last line sums the modes' "N passed, M failed" lines (the fuzz run counts one)
 test-c: test-c-plain test-c-asan test-c-tsan test-c-valgrind test-c-fuzz
+	@awk '/^[0-9]+ passed, [0-9]+ failed$$/ { p += $$1; f += $$3 } \
+	  END { print "C core, all modes:"; print p + 1 " passed, " f " failed" }' \
+	  $(CT)/plain.log $(CT)/asan.log $(CT)/tsan.log $(CT)/valgrind.log
 
 # the suite is compiled with the core sources in each mode's flags
 $(CT)/%/run_tests: $(CT_SRC) $(CT_HDR) $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(WARN) -g $(CT_FLAGS_$*) -pthread -Icore -Itests/c -o $@ $(CT_SRC) $(CORE_SRC) $(LDLIBS)
 
+# output goes to the terminal and to a log (dash has no pipefail: no tee)
 test-c-plain test-c-asan test-c-tsan: test-c-%: $(CT)/%/run_tests
-	CTX_TEST_SCALE=$(CT_SCALE_$*) ASAN_OPTIONS=detect_leaks=1 \
-	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 die_after_fork=0" timeout 300 $<
+	@echo "C suite, $* mode"
+	@CTX_TEST_SCALE=$(CT_SCALE_$*) ASAN_OPTIONS=detect_leaks=1 \
+	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 die_after_fork=0" \
+	  timeout 300 $< > $(CT)/$*.log 2>&1; rc=$$?; cat $(CT)/$*.log; exit $$rc
 
 test-c-valgrind: $(CT)/valgrind/run_tests
-	CTX_TEST_SCALE=$(CT_SCALE_valgrind) timeout 600 valgrind -q --error-exitcode=99 \
+	@echo "C suite under valgrind"
+	@CTX_TEST_SCALE=$(CT_SCALE_valgrind) timeout 600 valgrind -q --error-exitcode=99 \
 	  --leak-check=full --errors-for-leak-kinds=definite,indirect \
-	  --show-leak-kinds=definite,indirect --trace-children=no $<
+	  --show-leak-kinds=definite,indirect --trace-children=no $< \
+	  > $(CT)/valgrind.log 2>&1; rc=$$?; cat $(CT)/valgrind.log; exit $$rc
 
 # libFuzzer (clang): a bounded run in `make test`, a long one in `make fuzz`
 FUZZ_CC ?= clang
