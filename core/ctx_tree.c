@@ -313,13 +313,14 @@ static int end_node(ctx_t *c, uint32_t err, ctx__cause_t **cause, int use_pendin
   }
   ctx__unlock(&c->lock);
   if (old & CTX__WAITERS) ctx__futex_wake_all(&c->state);
+  if (c->flags & CTX__TIMER) ctx__timer_remove(c);
   ctx__cause_unref(drop);
+  /* last: an inline executor runs user code here */
   for (ctx_after_t *a = afters, *next; a; a = next) {
     next = a->next;
     ctx__after_dispatch(a);
     ctx__after_unref(a);
   }
-  if (c->flags & CTX__TIMER) ctx__timer_remove(c);
   return 1;
 }
 

@@ -230,3 +230,22 @@ TEST(after_func_stop_races_cancel) {
     ctx_unref(c);
   }
 }
+
+static void inline_submit(ctx_executor_t *self, ctx_after_t *a) { (void)self; ctx_after_run(a); }
+static void drop_ctx(void *arg) { ctx_unref(arg); }
+
+/* callbacks run inline may drop the last references to the context being
+** ended (ASan checks the core does not touch it afterwards) */
+TEST(inline_callback_drops_last_reference) {
+  long base = test_live_allocs();
+  static ctx_executor_t ex = { inline_submit };
+  ctx_t *p, *c, *t;
+  ASSERT_EQ(ctx_with_cancel(ctx_background(), &p), CTX_OK);
+  ASSERT_EQ(ctx_with_timeout(p, 3600LL * 1000 * MS, &c), CTX_OK);
+  ASSERT_EQ(ctx_after_func(c, drop_ctx, c, NULL, &ex, NULL), CTX_OK);  /* takes our ref */
+  ASSERT_EQ(ctx_with_timeout(ctx_background(), 1 * MS, &t), CTX_OK);
+  ASSERT_EQ(ctx_after_func(t, drop_ctx, t, NULL, &ex, NULL), CTX_OK);  /* on the timer thread */
+  ctx_cancel(p);
+  ctx_unref(p);
+  ASSERT_NO_LEAK(base);
+}
