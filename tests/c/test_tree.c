@@ -416,3 +416,27 @@ TEST(extreme_deadlines) {
   ASSERT(ctx_wall_to_mono(-1e300) < 0);
   ASSERT(ctx_wall_to_mono(9.1e9) > ctx_now());
 }
+
+/* Go's WithCancelCanceledParent: every kind of child made under a canceled
+** parent is done at creation, with the parent's error and cause */
+TEST(with_cancel_canceled_parent) {
+  long base = test_live_allocs();
+  static char why[] = "why";
+  ctx_t *p, *v, *kids[4];
+  ASSERT_EQ(ctx_with_cancel(ctx_background(), &p), CTX_OK);
+  ASSERT_EQ(ctx_cancel_cause(p, why, NULL), 1);
+  ASSERT_EQ(ctx_with_value(p, "k", NULL, NULL, &v), CTX_OK);
+  ASSERT_EQ(ctx_with_cancel(p, &kids[0]), CTX_OK);
+  ASSERT_EQ(ctx_with_timeout(p, 3600LL * 1000 * MS, &kids[1]), CTX_OK);
+  ASSERT_EQ(ctx_with_timeout_cause(v, 3600LL * 1000 * MS, "own", NULL, &kids[2]), CTX_OK);
+  ASSERT_EQ(ctx_with_cancel(v, &kids[3]), CTX_OK);
+  for (int i = 0; i < 4; i++) {
+    ASSERT_EQ(ctx_err(kids[i]), CTX_ERR_CANCELED);
+    ASSERT(ctx_cause(kids[i]) == why);
+    ASSERT_EQ(ctx_wait(kids[i], 0), CTX_OK);
+  }
+  ASSERT_EQ(ctx_num_children(p), 0);  /* never registered */
+  for (int i = 3; i >= 0; i--) ctx_unref(kids[i]);
+  ctx_unref(v); ctx_unref(p);
+  ASSERT_NO_LEAK(base);
+}
