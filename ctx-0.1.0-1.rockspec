@@ -25,6 +25,7 @@ build = {
     ctx = {
       sources = {
         "bindings/lua/lctx.c", "bindings/lua/lctx_key.c", "bindings/lua/lctx_state.c",
+        "bindings/lua/lctx_run.c", "bindings/lua/lctx_exec.c",
         "core/ctx_after.c", "core/ctx_string.c", "core/ctx_timer.c",
         "core/ctx_tree.c", "core/ctx_wait.c",
       },

@@ -454,7 +454,8 @@ static const luaL_Reg funcs[] = {
   {"with_timeout", l_with_timeout}, {"with_timeout_cause", l_with_timeout_cause},
   {"with_value", l_with_value}, {"without_cancel", l_without_cancel},
   {"after_func", l_after_func}, {"cause", l_cause}, {"now", l_now},
-  {"sleep", l_sleep}, {"_children", l_children},
+  {"sleep", l_sleep}, {"run", lctx_run}, {"execute", lctx_execute},
+  {"_children", l_children},
   {NULL, NULL}
 };
 
@@ -499,6 +500,20 @@ int luaopen_ctx(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, 1);
   if (!(*box = lctx_S_new())) return fail(L, CTX_ENOMEM);
+  /* the functions that catch errors, which ctx.run must see through */
+  lua_getglobal(L, "pcall");
+  (*box)->swallow[0] = lua_tocfunction(L, -1);
+  lua_getglobal(L, "xpcall");
+  (*box)->swallow[1] = lua_tocfunction(L, -1);
+  lua_getglobal(L, "coroutine");
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    lua_getfield(L, -1, "resume");
+    (*box)->swallow[2] = lua_tocfunction(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 3);
+  lua_pushlightuserdata(L, *box);  /* for the run hook, which has no upvalues */
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lctx_S_key);
   luaL_newmetatable(L, LCTX_MT);                                /* 2 */
   luaL_newmetatable(L, LCTX_ERR_MT);
   lua_pushcfunction(L, err_tostring);
@@ -508,6 +523,10 @@ int luaopen_ctx(lua_State *L) {
   lua_pop(L, 1);
   newerr(L, CTX_ERR_CANCELED);                                  /* 3 */
   newerr(L, CTX_ERR_DEADLINE);                                  /* 4 */
+  lua_pushvalue(L, 3);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lctx_canceled_key);
+  lua_pushvalue(L, 4);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lctx_deadline_key);
   newroot(L, 2, ctx_background());                              /* 5 */
   newroot(L, 2, ctx_todo());                                    /* 6 */
   luaL_newmetatable(L, LCTX_STOP_MT);

@@ -52,6 +52,7 @@ typedef struct lctx_ud {
 #define LCTX_UD_SMALL (sizeof(ctx_t *))
 
 typedef struct lctx_S lctx_S;
+#define LCTX_NSWALLOW 3
 
 /* Something the core releases on any thread while its Lua part (a registry
 ** reference) may only be dropped on the owning state's thread: the release
@@ -86,8 +87,25 @@ struct lctx_S {
   int waiting, closed;
   lctx_af *ready, *ready_tail;  /* callbacks to run, in order */
   lctx_rel *dead;          /* registry references to drop */
-  _Atomic int interrupt;   /* ctx.run: a watched context ended */
+  /* ctx.run, touched only on the state's own thread: the active runs,
+  ** innermost first, and the hook found before the outermost one started */
+  struct lctx_runrec *runs;
+  lua_Hook idle_hook;
+  int idle_mask, idle_count;
+  lua_CFunction swallow[LCTX_NSWALLOW];  /* pcall, xpcall, coroutine.resume */
 };
+
+/* An active ctx.run (on the C stack of the call). */
+typedef struct lctx_runrec {
+  struct lctx_runrec *outer;
+  ctx_t *c;
+  lua_Hook old_hook;       /* what L had before, restored when the run ends */
+  int old_mask, old_count;
+  int raised;              /* its stop was raised: fn did not run to its end */
+} lctx_runrec;
+
+extern const char lctx_S_key;            /* registry: light userdata lctx_S * */
+extern const char lctx_canceled_key, lctx_deadline_key;  /* registry: the errors */
 
 /* lctx_state.c */
 lctx_S *lctx_S_new(void);
@@ -105,7 +123,7 @@ lctx_rel *lctx_cause_new(lctx_S *S);
 int lctx_wait(lua_State *L, lctx_S *S, ctx_t *c, int64_t until);
 /* Registers `wake` on c so that a wait on S returns when c ends (ctx.run uses
 ** it too); NULL when out of memory. */
-ctx_after_t *lctx_watch(lctx_S *S, ctx_t *c, int interrupt);
+ctx_after_t *lctx_watch(lctx_S *S, ctx_t *c);
 void lctx_unwatch(ctx_after_t *h);
 
 static inline lctx_S *lctx_S_of(lua_State *L) {
@@ -149,5 +167,9 @@ static inline lctx_ud *lctx_check(lua_State *L, int arg, const char *fname) {
 /* lctx_run.c, lctx_exec.c */
 int lctx_run(lua_State *L);
 int lctx_execute(lua_State *L);
+/* The innermost active run whose context is done, or NULL. */
+lctx_runrec *lctx_run_stopped(lctx_S *S);
+/* Raises the error of the run's context, as the stop of that run. */
+int lctx_run_raise(lua_State *L, lctx_runrec *r);
 
 #endif

@@ -15,7 +15,6 @@ lctx_S *lctx_S_new(void) {
   pthread_mutex_init(&S->mu, NULL);
   atomic_init(&S->refs, 1);
   atomic_init(&S->pending, 0);
-  atomic_init(&S->interrupt, 0);
   return S;
 }
 
@@ -191,8 +190,7 @@ static void inline_submit(ctx_executor_t *ex, ctx_after_t *a) {
 }
 static ctx_executor_t inline_executor = { inline_submit };
 
-ctx_after_t *lctx_watch(lctx_S *S, ctx_t *c, int interrupt) {
-  (void)interrupt;
+ctx_after_t *lctx_watch(lctx_S *S, ctx_t *c) {
   ctx_after_t *h = NULL;
   lctx_S_ref(S);
   if (ctx_after_func(c, wake_fn, S, wake_release, &inline_executor, &h) != CTX_OK) {
@@ -207,14 +205,26 @@ void lctx_unwatch(ctx_after_t *h) {
   ctx_after_free(h);
 }
 
+#define MAXWATCH 8
+
+/* Also wakes when the context of an active ctx.run ends: the stop is raised
+** here, a check point of the run, rather than after the whole wait. */
 int lctx_wait(lua_State *L, lctx_S *S, ctx_t *c, int64_t until) {
-  if (!ctx_done(c) && until > ctx_now()) {
-    ctx_after_t *h = lctx_watch(S, c, 0);
-    if (!h) luaL_error(L, "ctx: %s", ctx_strerror(CTX_ENOMEM));
+  lctx_runrec *stopped = lctx_run_stopped(S);
+  if (!stopped && !ctx_done(c) && until > ctx_now()) {
+    ctx_after_t *h[MAXWATCH];
+    int nh = 0;
+    h[nh++] = lctx_watch(S, c);
+    for (lctx_runrec *r = S->runs; r && nh < MAXWATCH; r = r->outer) h[nh++] = lctx_watch(S, r->c);
+    for (int i = 0; i < nh; i++)
+      if (!h[i]) {
+        for (int j = 0; j < nh; j++) if (h[j]) lctx_unwatch(h[j]);
+        luaL_error(L, "ctx: %s", ctx_strerror(CTX_ENOMEM));
+      }
     struct timespec ts = { (time_t)(until / 1000000000), (long)(until % 1000000000) };
     pthread_mutex_lock(&S->mu);
     for (;;) {
-      if (ctx_done(c)) break;
+      if (ctx_done(c) || (stopped = lctx_run_stopped(S)) != NULL) break;
       if (S->ready || S->dead) {
         pthread_mutex_unlock(&S->mu);
         lctx_drain(L, S);  /* a callback error is caught there: no longjmp here */
@@ -228,8 +238,9 @@ int lctx_wait(lua_State *L, lctx_S *S, ctx_t *c, int64_t until) {
       S->waiting--;
     }
     pthread_mutex_unlock(&S->mu);
-    lctx_unwatch(h);
+    for (int i = 0; i < nh; i++) lctx_unwatch(h[i]);
   }
   if (atomic_load_explicit(&S->pending, memory_order_relaxed)) lctx_drain(L, S);
+  if (stopped) lctx_run_raise(L, stopped);
   return ctx_done(c);
 }

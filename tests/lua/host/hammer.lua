@@ -23,6 +23,9 @@ while ctx.now() < t_end do
   local stop = ctx.after_func(root, function() error("stopped callback ran") end)
   assert(stop() == true)
   leaves[1]:wait(0.01)
+  -- a busy loop stopped by its deadline, fired from the timer thread
+  local ok, err = ctx.run(ctx.with_timeout(root, 0.001), function() while true do end end)
+  assert(ok == false and err == ctx.deadline_exceeded)
   if rounds % 2 == 0 then cancel("round over") else ctx.sleep(bg, 0.006) end
   for _, leaf in ipairs(leaves) do
     assert(leaf:wait(1), "leaf never ended")

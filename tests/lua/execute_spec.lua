@@ -1,0 +1,80 @@
+-- execute_spec.lua — ctx.execute: os.execute's returns, or the command's
+-- process group terminated and reaped when the context ends.
+local H = require "helper"
+local ctx = H.ctx
+local bg = ctx.background()
+
+-- the pids of this process's children, zombies included
+local function children()
+  local self = io.open("/proc/self/stat"):read("a"):match("^%d+")
+  local out = {}
+  local p = io.popen("ps -o pid=,stat=,comm= --ppid " .. self)
+  for line in p:lines() do
+    if not line:match(" sh$") then out[#out + 1] = line end  -- popen's own shell
+  end
+  p:close()
+  return out
+end
+
+describe("ctx.execute", function()
+  it("returns what os.execute returns", function()
+    assert.same({ os.execute("true") }, { ctx.execute(bg, "true") })
+    assert.same({ os.execute("exit 3") }, { ctx.execute(bg, "exit 3") })
+    assert.same({ os.execute("kill -TERM $$") }, { ctx.execute(bg, "kill -TERM $$") })
+    assert.same({ true, "exit", 0 }, { ctx.execute(ctx.with_timeout(bg, 5), "true") })
+    assert.is_true(ctx.execute(bg))
+  end)
+
+  it("terminates `sleep 30` when the context ends, with no zombie", function()
+    local c = ctx.with_timeout(bg, 0.1)
+    local t0 = ctx.now()
+    local ok, err = ctx.execute(c, "sleep 30")
+    local took = ctx.now() - t0
+    assert.is_nil(ok)
+    assert.equal(ctx.deadline_exceeded, err)
+    assert.is_true(took < 1, "took " .. took)
+    assert.same({}, children())
+  end)
+
+  it("kills the whole process group", function()
+    local marker = os.tmpname()
+    local c = ctx.with_timeout(bg, 0.1)
+    local ok, err = ctx.execute(c, "(sleep 0.4; echo alive > " .. marker .. ") & sleep 30; wait")
+    assert.is_nil(ok)
+    assert.equal(ctx.deadline_exceeded, err)
+    ctx.sleep(bg, 0.6)
+    local f = io.open(marker)
+    local content = f and f:read("a") or ""
+    if f then f:close() end
+    os.remove(marker)
+    assert.equal("", content)
+  end)
+
+  it("SIGKILL after the grace period when TERM is ignored", function()
+    local c = ctx.with_timeout(bg, 0.05)
+    local t0 = ctx.now()
+    local ok, err = ctx.execute(c, "trap '' TERM; sleep 30", 0.2)
+    local took = ctx.now() - t0
+    assert.is_nil(ok)
+    assert.equal(ctx.deadline_exceeded, err)
+    assert.is_true(took >= 0.24 and took < 1.5, "took " .. took)
+  end)
+
+  it("returns at once on a context already done, running nothing", function()
+    local marker = os.tmpname()
+    os.remove(marker)
+    local c, cancel = ctx.with_cancel(bg)
+    cancel()
+    local ok, err = ctx.execute(c, "touch " .. marker)
+    assert.is_nil(ok)
+    assert.equal(ctx.canceled, err)
+    assert.is_nil(io.open(marker))
+  end)
+
+  it("checks its arguments", function()
+    assert.has_error(function() ctx.execute(nil, "true") end,
+      "bad argument #1 to 'execute' (ctx.Context expected, got nil)")
+    assert.has_error(function() ctx.execute(bg, "true", 0/0) end,
+      "bad argument #3 to 'execute' (seconds must not be NaN)")
+  end)
+end)
