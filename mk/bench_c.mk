@@ -15,7 +15,8 @@ $(BENCH_C): bench/c/bench.c core/ctx.h $(B)/libctx.a
 # a standalone module without dependencies: builds offline
 $(BENCH_GO): bench/go/main.go bench/go/go.mod
 	@mkdir -p $(@D)
-	cd bench/go && GOFLAGS=-mod=mod $(GO) build -o $(abspath $@) .
+	cd bench/go && HOME=$${HOME:-$(abspath $(B))} GOFLAGS=-mod=mod GOTOOLCHAIN=local \
+	  $(GO) build -o $(abspath $@) .
 
 bench-c: $(BENCH_C) $(BENCH_GO)
 	REPS=$${REPS:-5} timeout 900 bench/run_c.sh $(BENCH_C) $(BENCH_GO) bench/results.json
