@@ -27,6 +27,7 @@ int main(void) {
   pthread_t th[3];
   t0 = ctx_now();
 
+  puts("== C: the core in one minute");
   puts("1. a step with a 200 ms timeout");
   ctx_with_timeout(ctx_background(), 200 * 1000000LL, &step);
   char *s = ctx_string(step, NULL, NULL);
