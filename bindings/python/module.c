@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sched.h>
+#include <signal.h>
 #include "pyctx.h"
 
 /* Cleared at interpreter exit: from then on objects the core drops are leaked
@@ -87,12 +88,46 @@ static int pending_run(void *arg) {
   return PyErr_Occurred() ? -1 : 0;
 }
 
-/* Main-thread interrupts run as pending calls: the eval loop runs them at
-** its next bytecode, without waiting for the GIL switch interval. */
+/* The signal that wakes the main thread for its interrupting scopes (0 until
+** installed): a real signal both breaks blocking system calls and makes the
+** eval loop look at once, which a pending call alone does not on 3.11. */
+static atomic_int g_wake_sig = 0;
+
+/* Main-thread interrupts run as pending calls, and the wake signal's handler
+** raises the stop at the next bytecode, without waiting for the GIL. */
 static void main_submit(ctx_executor_t *self, ctx_after_t *a) {
   (void)self;
   if (!atomic_load(&g_alive)) return;
   if (Py_AddPendingCall(pending_run, a) != 0) dispatcher_submit(self, a);
+  int sig = atomic_load(&g_wake_sig);
+  if (sig) pthread_kill((pthread_t)g_main_ident, sig);
+}
+
+/* _wake(signum, frame): the wake signal's handler. */
+static PyObject *mod_wake(PyObject *mod, PyObject *args) {
+  (void)args;
+  return pyctx_interrupt_check(mod, NULL);
+}
+
+int pyctx_install_wake(ctxstate *st) {
+  if (atomic_load(&g_wake_sig)) return 0;
+  int sig = SIGRTMAX;
+  PyObject *signal = PyImport_ImportModule("signal");
+  if (!signal) return -1;
+  PyObject *cur = PyObject_CallMethod(signal, "getsignal", "i", sig);
+  PyObject *dfl = cur ? PyObject_GetAttrString(signal, "SIG_DFL") : NULL;
+  int rc = 0;
+  if (!dfl) {
+    rc = -1;
+  } else if (cur == Py_None || cur == dfl) {  /* never take a signal in use */
+    PyObject *r = PyObject_CallMethod(signal, "signal", "iO", sig, st->wake);
+    if (r) { atomic_store(&g_wake_sig, sig); Py_DECREF(r); }
+    else rc = -1;
+  }
+  Py_XDECREF(dfl);
+  Py_XDECREF(cur);
+  Py_DECREF(signal);
+  return rc;
 }
 ctx_executor_t pyctx_main_executor = { main_submit };
 
@@ -577,6 +612,8 @@ static PyMethodDef mod_methods[] = {
   { "deadline", FC(f_deadline), METH_FASTCALL | METH_KEYWORDS, "deadline(when, parent=None, *, interrupt=False)" },
   { "sleep", FC(f_sleep), METH_VARARGS | METH_KEYWORDS, "sleep(seconds, c=None): raises c.err() if c ends first." },
   { "_wait_fd", f_wait_fd, METH_VARARGS, NULL },
+  { "_interrupt_check", pyctx_interrupt_check, METH_NOARGS, NULL },
+  { "_wake", mod_wake, METH_VARARGS, NULL },
   { "_num_children", f_num_children, METH_O, NULL },
   { "_dispatch_loop", dispatch_loop, METH_NOARGS, NULL },
   { "_shutdown", mod_shutdown, METH_NOARGS, NULL },
@@ -645,6 +682,7 @@ static int mod_exec(PyObject *m) {
   if (!(st->timedelta = import_attr("datetime", "timedelta"))) return -1;
   if (!(st->datetime = import_attr("datetime", "datetime"))) return -1;
   if (!(st->dispatch_loop = PyObject_GetAttrString(m, "_dispatch_loop"))) return -1;
+  if (!(st->wake = PyObject_GetAttrString(m, "_wake"))) return -1;
   return 0;
 }
 
@@ -654,7 +692,7 @@ static int mod_traverse(PyObject *m, visitproc visit, void *arg) {
   Py_VISIT(st->Cancel); Py_VISIT(st->Stop); Py_VISIT(st->Interrupt);
   Py_VISIT(st->ContextError); Py_VISIT(st->Canceled); Py_VISIT(st->DeadlineExceeded);
   Py_VISIT(st->current_var); Py_VISIT(st->background); Py_VISIT(st->todo);
-  Py_VISIT(st->timedelta); Py_VISIT(st->datetime); Py_VISIT(st->dispatch_loop);
+  Py_VISIT(st->timedelta); Py_VISIT(st->datetime); Py_VISIT(st->dispatch_loop); Py_VISIT(st->wake);
   return 0;
 }
 
@@ -665,7 +703,7 @@ static int mod_clear(PyObject *m) {
   Py_CLEAR(st->ContextError); Py_CLEAR(st->Canceled); Py_CLEAR(st->DeadlineExceeded);
   Py_CLEAR(st->msg_canceled); Py_CLEAR(st->msg_deadline);
   Py_CLEAR(st->current_var); Py_CLEAR(st->background); Py_CLEAR(st->todo);
-  Py_CLEAR(st->timedelta); Py_CLEAR(st->datetime); Py_CLEAR(st->dispatch_loop);
+  Py_CLEAR(st->timedelta); Py_CLEAR(st->datetime); Py_CLEAR(st->dispatch_loop); Py_CLEAR(st->wake);
   return 0;
 }
 

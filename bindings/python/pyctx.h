@@ -16,6 +16,7 @@ typedef struct {
   PyObject *background, *todo;  /* the two root Context objects */
   PyObject *timedelta, *datetime;
   PyObject *dispatch_loop;      /* the module's _dispatch_loop function */
+  PyObject *wake;               /* the module's _wake function (a signal handler) */
 } ctxstate;
 
 typedef struct {
@@ -66,6 +67,7 @@ void pyctx_release(void *obj);        /* Py_DECREF from any thread */
 extern ctx_executor_t pyctx_dispatcher;
 extern ctx_executor_t pyctx_main_executor;
 int pyctx_ensure_dispatcher(ctxstate *st);
+int pyctx_install_wake(ctxstate *st);  /* main thread only */
 int pyctx_check_rc(int rc);           /* CTX_E* -> Python exception, -1 */
 PyObject *pyctx_wrap(ctxstate *st, PyTypeObject *tp, ctx_t *c);  /* steals c */
 int pyctx_parent(ctxstate *st, PyObject *o, ctx_t **out);  /* TypeError if not */
@@ -89,6 +91,7 @@ PyObject *pyctx_make_scope(ctxstate *st, int kind, int64_t ns, PyObject *parent,
                            int interrupt);
 /* Raises the stop of an ended interrupting scope of this thread: -1 if one
 ** was raised, 0 if none; fills fds with the fds of still-active ones. */
+PyObject *pyctx_interrupt_check(PyObject *mod, PyObject *unused);
 int pyctx_interrupt_poll(ctxstate *st, int *fds, int max, int *nfds);
 
 #endif

@@ -101,11 +101,21 @@ int pyctx_interrupt_poll(ctxstate *st, int *fds, int max, int *nfds) {
   return 0;
 }
 
+/* _interrupt_check(): raises now the stop of an ended interrupting scope of
+** this thread (signal handlers call it: blocking calls then fail at once). */
+PyObject *pyctx_interrupt_check(PyObject *mod, PyObject *unused) {
+  (void)unused;
+  int fds[8], n;
+  if (pyctx_interrupt_poll(PyModule_GetState(mod), fds, 8, &n) < 0) return NULL;
+  Py_RETURN_NONE;
+}
+
 static int interrupt_enter(ctxstate *st, ScopeObject *s) {
   ithread_t *ith = tls_ith;
   unsigned long tid = PyThread_get_thread_ident();
   int is_main = tid == pyctx_main_ident();
   if (!is_main && pyctx_ensure_dispatcher(st) < 0) return -1;
+  if (is_main && pyctx_install_wake(st) < 0) return -1;
   if (!ith) {
     if (!(ith = PyMem_RawMalloc(sizeof *ith))) { PyErr_NoMemory(); return -1; }
     ith->tid = tid;

@@ -40,13 +40,14 @@ from . import _ctx
 CancelFunc = CancelCauseFunc = _ctx.CancelFunc
 StopFunc = _ctx.StopFunc
 from ._scopes import install as _install
+from ._helpers import on_signal, run_process  # noqa: F401
 
 __all__ = [
     "CancelCauseFunc", "CancelFunc", "StopFunc", "Canceled", "Context", "ContextError", "DeadlineExceeded", "Scope", "ScopeContext",
     "SignalReceived", "after_func", "background", "cause", "current", "deadline",
     "scope", "sleep", "timeout", "todo", "with_cancel", "with_cancel_cause",
     "with_deadline", "with_deadline_cause", "with_timeout", "with_timeout_cause",
-    "with_value", "without_cancel",
+    "with_value", "without_cancel", "on_signal", "run_process",
 ]
 
 
