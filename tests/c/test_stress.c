@@ -69,7 +69,15 @@ static void *worker(void *arg) {
                 if (r & 2) g->stopped = ctx_after_stop(g->h);
               } break;
       case 8: put(b, NULL); break;
-      default: check_one(c); ctx_num_children(c); break;
+      default: {  /* readers racing the writers */
+        check_one(c);
+        ctx_num_children(c);
+        void *v;
+        ctx_value(c, keys[r % 3], NULL, NULL, &v);
+        if (r % 7 == 0) CHECK(ctx_wait(c, 0) == (ctx_done(c) ? CTX_OK : CTX_ETIMEDOUT) || ctx_done(c));
+        if (r % 13 == 0) { char *s = ctx_string(c, NULL, NULL); CHECK(s != NULL); free(s); }
+        if (r % 31 == 0) CHECK(ctx_fd(c) >= 0);
+      } break;
     }
     if (k) put(b, k);
     ctx_unref(c);
