@@ -22,6 +22,7 @@ ext = Extension(
                         "-Wno-missing-field-initializers", "-Wno-cast-function-type",
                         "-pthread", "-O2"],
     extra_link_args=["-pthread"],
+    libraries=["rt"],
 )
 
 setup(

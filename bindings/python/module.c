@@ -109,6 +109,8 @@ static PyObject *mod_wake(PyObject *mod, PyObject *args) {
   return pyctx_interrupt_check(mod, NULL);
 }
 
+int pyctx_wake_sig(void) { return atomic_load(&g_wake_sig); }
+
 int pyctx_install_wake(ctxstate *st) {
   if (atomic_load(&g_wake_sig)) return 0;
   int sig = SIGRTMAX;

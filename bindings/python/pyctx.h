@@ -45,6 +45,7 @@ typedef struct ScopeObject {
   ithread_t *ith;
   struct ScopeObject *outer;
   ctx_after_t *after;
+  void *timer;           /* a POSIX timer (main thread, deadline) or NULL */
   PyObject *delivered;   /* the last stop instance raised for this scope */
   PyObject *weakreflist;
 } ScopeObject;
@@ -68,6 +69,7 @@ extern ctx_executor_t pyctx_dispatcher;
 extern ctx_executor_t pyctx_main_executor;
 int pyctx_ensure_dispatcher(ctxstate *st);
 int pyctx_install_wake(ctxstate *st);  /* main thread only */
+int pyctx_wake_sig(void);              /* 0 when not installed */
 int pyctx_check_rc(int rc);           /* CTX_E* -> Python exception, -1 */
 PyObject *pyctx_wrap(ctxstate *st, PyTypeObject *tp, ctx_t *c);  /* steals c */
 int pyctx_parent(ctxstate *st, PyObject *o, ctx_t **out);  /* TypeError if not */

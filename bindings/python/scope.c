@@ -1,7 +1,16 @@
 /* scope.c — scopes (ctx.scope/timeout/deadline as `with`), ctx.current(),
 ** and interrupt=True: raising a scope's stop in its thread, never after exit. */
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 #include "pyctx.h"
 #include "structmember.h"
+
+/* Requested from the core (see the report): fires a passed deadline now.
+** Weak, so that the binding works before it exists. */
+extern int ctx_expire(ctx_t *c) __attribute__((weak));
 
 /* the innermost interrupting scopes of this thread (NULL when there are none) */
 static _Thread_local ithread_t *tls_ith;
@@ -28,6 +37,7 @@ PyObject *pyctx_make_scope(ctxstate *st, int kind, int64_t ns, PyObject *parent,
   s->ith = NULL;
   s->outer = NULL;
   s->after = NULL;
+  s->timer = NULL;
   s->delivered = NULL;
   s->weakreflist = NULL;
   PyObject_GC_Track(s);
@@ -105,9 +115,59 @@ int pyctx_interrupt_poll(ctxstate *st, int *fds, int max, int *nfds) {
 ** this thread (signal handlers call it: blocking calls then fail at once). */
 PyObject *pyctx_interrupt_check(PyObject *mod, PyObject *unused) {
   (void)unused;
+  ctxstate *st = PyModule_GetState(mod);
   int fds[8], n;
-  if (pyctx_interrupt_poll(PyModule_GetState(mod), fds, 8, &n) < 0) return NULL;
+  if (pyctx_interrupt_poll(st, fds, 8, &n) < 0) return NULL;
+  /* woken by a scope's own POSIX timer: its deadline has passed, but the core's
+  ** timer thread may wait for a CPU that this busy thread holds; yield it */
+  for (ScopeObject *s = tls_ith ? tls_ith->top : NULL; s; s = s->outer) {
+    int64_t d;
+    if (s->istate == IS_ACTIVE && ctx_deadline(s->active->c, &d) && d <= ctx_now()) {
+      ctx_t *c = s->active->c;
+      if (ctx_expire) {
+        ctx_expire(c);
+      } else {
+        Py_BEGIN_ALLOW_THREADS
+        ctx_wait(c, 20000000);
+        Py_END_ALLOW_THREADS
+      }
+      if (pyctx_interrupt_poll(st, fds, 8, &n) < 0) return NULL;
+      break;
+    }
+  }
   Py_RETURN_NONE;
+}
+
+/* Arms a per-scope POSIX timer that signals this (main) thread right at the
+** deadline: the kernel delivers it even while this thread keeps the CPU. */
+static void arm_timer(ScopeObject *s) {
+  int64_t d;
+  int sig = pyctx_wake_sig();
+  if (!sig || !ctx_deadline(s->active->c, &d)) return;
+  struct sigevent ev = { 0 };
+  ev.sigev_notify = SIGEV_THREAD_ID;
+  ev.sigev_signo = sig;
+#ifdef sigev_notify_thread_id
+  ev.sigev_notify_thread_id = (pid_t)syscall(SYS_gettid);
+#else
+  ev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+#endif
+  timer_t t;
+  if (timer_create(CLOCK_MONOTONIC, &ev, &t) != 0) return;  /* best effort */
+  struct itimerspec its = { { 0, 0 }, { (time_t)(d / 1000000000), (long)(d % 1000000000) } };
+  if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) its.it_value.tv_nsec = 1;
+  if (timer_settime(t, TIMER_ABSTIME, &its, NULL) != 0) { timer_delete(t); return; }
+  timer_t *box = malloc(sizeof *box);
+  if (!box) { timer_delete(t); return; }
+  *box = t;
+  s->timer = box;
+}
+
+static void disarm_timer(ScopeObject *s) {
+  if (!s->timer) return;
+  timer_delete(*(timer_t *)s->timer);
+  free(s->timer);
+  s->timer = NULL;
 }
 
 static int interrupt_enter(ctxstate *st, ScopeObject *s) {
@@ -132,6 +192,7 @@ static int interrupt_enter(ctxstate *st, ScopeObject *s) {
   Py_INCREF(s);  /* the callback's argument */
   int rc = ctx_after_func(s->active->c, interrupt_fn, s, pyctx_release,
                           is_main ? &pyctx_main_executor : &pyctx_dispatcher, &s->after);
+  if (!rc && is_main) arm_timer(s);
   if (rc) {
     ith->top = s->outer;
     s->istate = IS_EXITED;
@@ -147,6 +208,7 @@ static int interrupt_enter(ctxstate *st, ScopeObject *s) {
 static void interrupt_exit(ctxstate *st, ScopeObject *s, PyObject *passing) {
   ithread_t *ith = s->ith;
   s->istate = IS_EXITED;
+  disarm_timer(s);
   if (s->after) {
     ctx_after_stop(s->after);
     ctx_after_free(s->after);
@@ -275,6 +337,7 @@ static void sc_dealloc(ScopeObject *self) {
   PyObject_GC_UnTrack(self);
   if (self->weakreflist) PyObject_ClearWeakRefs((PyObject *)self);
   if (self->after) ctx_after_free(self->after);
+  disarm_timer(self);
   if (self->active) ctx_cancel(self->active->c);  /* entered, never exited */
   sc_clear(self);
   tp->tp_free(self);

@@ -22,6 +22,9 @@ def install(_ctx: Any) -> None:
     after_func = _ctx.after_func
 
     async def __aenter__(self: Any) -> Any:
+        if self.interrupt:
+            # tasks share their thread: `async with` cancels the task instead
+            raise ValueError("interrupt=True is for threads; async with cancels the task")
         c = self.__enter__()
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()

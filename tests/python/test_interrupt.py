@@ -27,6 +27,20 @@ def test_busy_loop_stopped():
     assert 0.05 <= time.monotonic() - t0 < 1
 
 
+def test_blocking_call_stopped_on_main_thread():
+    # the main thread gets a wake signal: even time.sleep stops
+    t0 = time.monotonic()
+    with pytest.raises(ctx.DeadlineExceeded):
+        with ctx.timeout(0.05, interrupt=True):
+            time.sleep(10)
+    with pytest.raises(ctx.Canceled):
+        with ctx.scope() as s:
+            with ctx.timeout(100, interrupt=True):
+                threading.Timer(0.05, s.cancel).start()
+                time.sleep(10)
+    assert time.monotonic() - t0 < 2
+
+
 def test_busy_loop_stopped_in_thread():
     out = []
 
@@ -72,6 +86,30 @@ def test_nested_outer_stop_not_swallowed():
                     assert outer.done() and inner.done()
             pytest.fail("the outer stop was swallowed")
     assert caught and time.monotonic() - t0 < 1
+
+
+def test_nested_raises_the_error_of_the_scope_that_ended():
+    why = KeyError("outer stopped")
+    with pytest.raises(ctx.Canceled) as info:
+        with ctx.timeout(100, interrupt=True) as outer:
+            with ctx.timeout(100, ctx.background(), interrupt=True) as inner:
+                threading.Timer(0.05, outer.cancel, args=(why,)).start()
+                try:
+                    while True:
+                        pass
+                except ctx.ContextError:
+                    assert outer.done() and not inner.done()
+                    raise
+    assert info.value.__cause__ is why
+
+
+def test_interrupt_refused_in_async_with():
+    async def main():
+        async with ctx.timeout(1, interrupt=True):
+            pass
+    import asyncio
+    with pytest.raises(ValueError):
+        asyncio.run(main())
 
 
 def test_while_true_in_nested_scope():
