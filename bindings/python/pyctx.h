@@ -62,7 +62,7 @@ struct ithread {
 
 extern PyModuleDef pyctx_module;
 
-/* module.c */
+/* module.c (and dispatch.c) */
 ctxstate *pyctx_state_of(PyTypeObject *tp);
 void pyctx_release(void *obj);        /* Py_DECREF from any thread */
 extern ctx_executor_t pyctx_dispatcher;
@@ -77,6 +77,13 @@ int pyctx_seconds(ctxstate *st, PyObject *o, int64_t *ns);
 int pyctx_when(ctxstate *st, PyObject *o, int64_t *mono);
 int pyctx_cause_arg(PyObject *cause);  /* TypeError unless exception or None */
 unsigned long pyctx_main_ident(void);
+
+/* dispatch.c */
+void pyctx_set_main_ident(unsigned long id);
+PyObject *pyctx_dispatch_loop(PyObject *mod, PyObject *unused);
+PyObject *pyctx_shutdown(PyObject *mod, PyObject *unused);
+PyObject *pyctx_after_fork_child(PyObject *mod, PyObject *unused);
+PyObject *pyctx_wake(PyObject *mod, PyObject *args);
 
 /* context.c */
 extern PyType_Spec pyctx_context_spec, pyctx_scopectx_spec;

@@ -1,0 +1,198 @@
+/* dispatch.c — handing work between threads: the release of Python objects
+** from threads without the GIL, the after_func dispatcher and the wake signal. */
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include "pyctx.h"
+
+/* Cleared at interpreter exit: from then on objects the core drops are leaked
+** rather than touched, and callbacks are no longer run. */
+static atomic_int g_alive = 1;
+static unsigned long g_main_ident;
+
+unsigned long pyctx_main_ident(void) { return g_main_ident; }
+
+void pyctx_set_main_ident(unsigned long id) { g_main_ident = id; }
+
+/* ---- releasing objects from threads without the GIL ---- */
+
+typedef struct dnode { struct dnode *next; void *obj; } dnode_t;
+static _Atomic(dnode_t *) g_deferred = NULL;
+
+/* the dispatcher queue: plain mutex + condvar, usable from the timer thread */
+typedef struct qnode { struct qnode *next; ctx_after_t *a; } qnode_t;
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  qnode_t *head, *tail;
+  int started;       /* a dispatcher thread was started in this process */
+} Q = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0 };
+
+static void wake_dispatcher(void) {
+  pthread_mutex_lock(&Q.mu);
+  pthread_cond_signal(&Q.cv);
+  pthread_mutex_unlock(&Q.mu);
+}
+
+void pyctx_release(void *obj) {
+  if (!obj || !atomic_load(&g_alive)) return;
+  if (PyGILState_Check()) {
+    Py_DECREF((PyObject *)obj);
+    return;
+  }
+  /* no GIL here (the timer thread, or a wait): hand it to the dispatcher */
+  dnode_t *n;
+  while (!(n = malloc(sizeof *n))) sched_yield();
+  n->obj = obj;
+  dnode_t *old = atomic_load(&g_deferred);
+  do n->next = old; while (!atomic_compare_exchange_weak(&g_deferred, &old, n));
+  if (!old) wake_dispatcher();
+}
+
+static void drain_deferred(void) {
+  dnode_t *n = atomic_exchange(&g_deferred, NULL);
+  while (n) {
+    dnode_t *next = n->next;
+    Py_DECREF((PyObject *)n->obj);
+    free(n);
+    n = next;
+  }
+}
+
+/* ---- executors ---- */
+
+static void dispatcher_submit(ctx_executor_t *self, ctx_after_t *a) {
+  (void)self;
+  if (!atomic_load(&g_alive)) return;  /* exiting: the callback is dropped */
+  qnode_t *n;
+  while (!(n = malloc(sizeof *n))) sched_yield();
+  n->a = a;
+  n->next = NULL;
+  pthread_mutex_lock(&Q.mu);
+  if (Q.tail) Q.tail->next = n; else Q.head = n;
+  Q.tail = n;
+  pthread_cond_signal(&Q.cv);
+  pthread_mutex_unlock(&Q.mu);
+}
+ctx_executor_t pyctx_dispatcher = { dispatcher_submit };
+
+/* An exception a callback wants raised in the main thread's pending call. */
+static int pending_run(void *arg) {
+  if (!atomic_load(&g_alive)) return 0;
+  ctx_after_run((ctx_after_t *)arg);
+  return PyErr_Occurred() ? -1 : 0;
+}
+
+/* The signal that wakes the main thread for its interrupting scopes (0 until
+** installed): a real signal both breaks blocking system calls and makes the
+** eval loop look at once, which a pending call alone does not on 3.11. */
+static atomic_int g_wake_sig = 0;
+
+/* Main-thread interrupts run as pending calls, and the wake signal's handler
+** raises the stop at the next bytecode, without waiting for the GIL. */
+static void main_submit(ctx_executor_t *self, ctx_after_t *a) {
+  (void)self;
+  if (!atomic_load(&g_alive)) return;
+  if (Py_AddPendingCall(pending_run, a) != 0) dispatcher_submit(self, a);
+  int sig = atomic_load(&g_wake_sig);
+  if (sig) pthread_kill((pthread_t)g_main_ident, sig);
+}
+
+/* _wake(signum, frame): the wake signal's handler. */
+PyObject *pyctx_wake(PyObject *mod, PyObject *args) {
+  (void)args;
+  return pyctx_interrupt_check(mod, NULL);
+}
+
+int pyctx_wake_sig(void) { return atomic_load(&g_wake_sig); }
+
+int pyctx_install_wake(ctxstate *st) {
+  if (atomic_load(&g_wake_sig)) return 0;
+  int sig = SIGRTMAX;
+  PyObject *signal = PyImport_ImportModule("signal");
+  if (!signal) return -1;
+  PyObject *cur = PyObject_CallMethod(signal, "getsignal", "i", sig);
+  PyObject *dfl = cur ? PyObject_GetAttrString(signal, "SIG_DFL") : NULL;
+  int rc = 0;
+  if (!dfl) {
+    rc = -1;
+  } else if (cur == Py_None || cur == dfl) {  /* never take a signal in use */
+    PyObject *r = PyObject_CallMethod(signal, "signal", "iO", sig, st->wake);
+    if (r) { atomic_store(&g_wake_sig, sig); Py_DECREF(r); }
+    else rc = -1;
+  }
+  Py_XDECREF(dfl);
+  Py_XDECREF(cur);
+  Py_DECREF(signal);
+  return rc;
+}
+ctx_executor_t pyctx_main_executor = { main_submit };
+
+PyObject *pyctx_dispatch_loop(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
+  for (;;) {
+    qnode_t *batch;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&Q.mu);
+    while ((!Q.head && !atomic_load(&g_deferred)) || !atomic_load(&g_alive))
+      pthread_cond_wait(&Q.cv, &Q.mu);
+    batch = Q.head;
+    Q.head = Q.tail = NULL;
+    pthread_mutex_unlock(&Q.mu);
+    Py_END_ALLOW_THREADS
+    drain_deferred();
+    while (batch) {
+      qnode_t *next = batch->next;
+      ctx_after_t *a = batch->a;
+      free(batch);
+      batch = next;
+      ctx_after_run(a);
+      if (PyErr_Occurred()) PyErr_WriteUnraisable(NULL);
+    }
+  }
+  Py_RETURN_NONE;
+}
+
+int pyctx_ensure_dispatcher(ctxstate *st) {
+  if (Q.started) return 0;
+  PyObject *threading = PyImport_ImportModule("threading");
+  if (!threading) return -1;
+  PyObject *cls = PyObject_GetAttrString(threading, "Thread");
+  Py_DECREF(threading);
+  if (!cls) return -1;
+  PyObject *kw = Py_BuildValue("{sOsOss}", "target", st->dispatch_loop,
+                               "daemon", Py_True, "name", "ctx-dispatcher");
+  PyObject *empty = PyTuple_New(0);
+  PyObject *t = (kw && empty) ? PyObject_Call(cls, empty, kw) : NULL;
+  Py_XDECREF(empty);
+  Py_XDECREF(kw);
+  Py_DECREF(cls);
+  if (!t) return -1;
+  PyObject *r = PyObject_CallMethod(t, "start", NULL);
+  Py_DECREF(t);
+  if (!r) return -1;
+  Py_DECREF(r);
+  Q.started = 1;
+  return 0;
+}
+
+PyObject *pyctx_shutdown(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
+  atomic_store(&g_alive, 0);
+  Py_RETURN_NONE;
+}
+
+PyObject *pyctx_after_fork_child(PyObject *mod, PyObject *unused) {
+  (void)unused;
+  /* the dispatcher did not survive the fork, and may have held the lock */
+  pthread_mutex_init(&Q.mu, NULL);
+  pthread_cond_init(&Q.cv, NULL);
+  g_main_ident = PyThread_get_thread_ident();
+  int was = Q.started;
+  Q.started = 0;
+  if (was && pyctx_ensure_dispatcher(PyModule_GetState(mod)) < 0) return NULL;
+  Py_RETURN_NONE;
+}
+
