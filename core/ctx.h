@@ -155,6 +155,15 @@ size_t ctx_num_children(ctx_t *c);
 ** NULL (prints pointers). */
 char *ctx_string(const ctx_t *c, ctx_fmt_fn fmt, void *ud);
 
+/* Fires a passed deadline now, without waiting for the timer thread (which
+** may wait for a CPU on a loaded machine): if c's deadline, its own or an
+** inherited one, is at or before ctx_now(), ends the outermost node on the
+** way to the root that owns that deadline exactly as the timer thread would
+** (CTX_ERR_DEADLINE, its pending cause, after_funcs dispatched) and returns 1.
+** Returns 0 if the deadline is still ahead, c has none or c is already done.
+** Any thread; not async-signal-safe. */
+int ctx_expire(ctx_t *c);
+
 /* ---- waiting ---- */
 
 /* Blocks until c is done (CTX_OK), timeout_ns passes (CTX_ETIMEDOUT; negative

@@ -236,3 +236,17 @@ void ctx__timer_remove(ctx_t *c) {
   if (i != CTX__NO_SLOT) remove_at(i);
   pthread_mutex_unlock(&T.mu);
 }
+
+/* ---- firing from other threads ---- */
+
+int ctx_expire(ctx_t *c) {
+  if (!c || ctx_done(c) || c->deadline == CTX_FOREVER || c->deadline > ctx_now())
+    return 0;
+  /* the outermost owner: ending it ends every node below with its cause, as
+  ** when its timer fires first; nodes above it have later deadlines */
+  ctx_t *owner = NULL;
+  for (ctx_t *n = c; n && n->kind != CTX_KIND_WITHOUT_CANCEL; n = n->parent)
+    if (n->kind == CTX_KIND_DEADLINE && n->deadline == c->deadline) owner = n;
+  /* c's references keep its ancestors alive while we end them */
+  return owner ? ctx__cancel(owner, CTX_ERR_DEADLINE, NULL, 1) : 0;
+}

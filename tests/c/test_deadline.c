@@ -237,3 +237,41 @@ TEST(fork_child_timers) {
   ctx_unref(before); ctx_unref(hour);
 }
 
+
+/* an executor that runs callbacks where they are submitted, and a callback
+** that holds that thread (the timer thread, below) for a while */
+static void block_submit(ctx_executor_t *self, ctx_after_t *a) { (void)self; ctx_after_run(a); }
+static void hold_thread(void *arg) { (void)arg; test_sleep_ns(600 * MS); }
+
+TEST(expire_fires_without_the_timer_thread) {
+  static ctx_executor_t ex = { block_submit };
+  static char cause_a[] = "A", cause_b[] = "B";
+  ctx_t *blocker, *p, *c, *g, *v, *w, *later;
+  /* keep the timer thread busy in a callback for 600 ms */
+  ASSERT_EQ(ctx_with_timeout(ctx_background(), 1 * MS, &blocker), CTX_OK);
+  ASSERT_EQ(ctx_after_func(blocker, hold_thread, NULL, NULL, &ex, NULL), CTX_OK);
+  ASSERT_EQ(ctx_wait(blocker, 5000 * MS), CTX_OK);
+  int64_t d = ctx_now() + 20 * MS;
+  ASSERT_EQ(ctx_with_deadline_cause(ctx_background(), d, cause_a, NULL, &p), CTX_OK);
+  ASSERT_EQ(ctx_with_deadline_cause(p, d, cause_b, NULL, &c), CTX_OK);  /* equal: own */
+  ASSERT_EQ(ctx_with_cancel(c, &g), CTX_OK);
+  ASSERT_EQ(ctx_with_value(g, "k", NULL, NULL, &v), CTX_OK);
+  ASSERT_EQ(ctx_without_cancel(v, &w), CTX_OK);
+  ASSERT_EQ(ctx_with_timeout(ctx_background(), 3600LL * 1000 * MS, &later), CTX_OK);
+  ASSERT_EQ(ctx_expire(v), 0);  /* still ahead */
+  test_sleep_ns(40 * MS);
+  ASSERT(!ctx_done(v));  /* passed, but the timer thread is held */
+  ASSERT_EQ(ctx_expire(v), 1);
+  ASSERT_EQ(ctx_err(p), CTX_ERR_DEADLINE);  /* the outermost owner ended */
+  ASSERT(ctx_cause(p) == cause_a);
+  ASSERT(ctx_cause(v) == cause_a && ctx_cause(c) == cause_a);
+  ASSERT_EQ(ctx_err(g), CTX_ERR_DEADLINE);
+  ASSERT_EQ(ctx_expire(v), 0);  /* done now */
+  ASSERT(!ctx_done(w));
+  ASSERT_EQ(ctx_expire(w), 0);  /* no deadline past WithoutCancel */
+  ASSERT_EQ(ctx_expire(later), 0);
+  ASSERT_EQ(ctx_expire(ctx_background()), 0);
+  ASSERT_EQ(ctx_expire(NULL), 0);
+  ctx_t *all[] = { later, w, v, g, c, p, blocker };
+  for (int i = 0; i < 7; i++) ctx_unref(all[i]);
+}
