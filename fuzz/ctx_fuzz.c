@@ -294,6 +294,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       case 8: put(a[1] % SLOTS, -1); break;
       case 9: armed = 1; break;
       case 10: { int i = slot[a[1] % SLOTS]; if (i >= 0) expect_string(i); } break;
+      case 11: {  /* no deadline here has passed without being done at creation */
+        int i = slot[a[1] % SLOTS];
+        if (i >= 0) EXPECT(ctx_expire(M[i].real) == 0);
+      } break;
       default: break;
     }
     for (int s = 0; s < SLOTS; s++) if (slot[s] >= 0) check(slot[s]);
