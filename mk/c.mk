@@ -13,6 +13,9 @@ CT_FLAGS_plain := -O2
 CT_FLAGS_asan := -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 CT_FLAGS_tsan := -O1 -fsanitize=thread
 CT_FLAGS_valgrind := -O1
+# TSan cannot map its shadow under high ASLR entropy (vm.mmap_rnd_bits=32 on
+# newer kernels): run it with address randomization off
+CT_RUN_tsan := $(shell command -v setarch >/dev/null && echo setarch $$(uname -m) -R)
 FUZZ_SECONDS ?= 60
 
 .PHONY: test-c test-c-plain test-c-asan test-c-tsan test-c-valgrind test-c-fuzz fuzz-run
@@ -34,7 +37,7 @@ test-c-plain test-c-asan test-c-tsan: test-c-%: $(CT)/%/run_tests
 	@echo "C suite, $* mode"
 	@CTX_TEST_SCALE=$(CT_SCALE_$*) ASAN_OPTIONS=detect_leaks=1 \
 	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 die_after_fork=0" \
-	  timeout 300 $< > $(CT)/$*.log 2>&1; rc=$$?; cat $(CT)/$*.log; exit $$rc
+	  timeout 300 $(CT_RUN_$*) $< > $(CT)/$*.log 2>&1; rc=$$?; cat $(CT)/$*.log; exit $$rc
 
 test-c-valgrind: $(CT)/valgrind/run_tests
 	@echo "C suite under valgrind"
