@@ -181,6 +181,15 @@ int pyctx_ensure_dispatcher(ctxstate *st) {
 PyObject *pyctx_shutdown(PyObject *mod, PyObject *unused) {
   (void)mod; (void)unused;
   atomic_store(&g_alive, 0);
+  /* a scope whose __exit__ never ran (CPython gh-108214) may keep a POSIX
+  ** timer armed: ignore the wake signal, as finalization would reset it to
+  ** its default action, which kills the process */
+  int sig = atomic_load(&g_wake_sig);
+  if (sig) {
+    PyObject *r = PyObject_CallMethod(PyImport_AddModule("signal"), "signal", "ii",
+                                      sig, (int)(intptr_t)SIG_IGN);
+    if (r) Py_DECREF(r); else PyErr_Clear();
+  }
   Py_RETURN_NONE;
 }
 

@@ -234,7 +234,8 @@ static void interrupt_exit(ctxstate *st, ScopeObject *s, PyObject *passing) {
   }
   Py_CLEAR(s->delivered);
   s->outer = NULL;
-  if (!ith->top) {
+  /* freed by its own thread only: a scope exited elsewhere leaves it in place */
+  if (!ith->top && ith == tls_ith) {
     if (ith->pending) PyThreadState_SetAsyncExc(ith->tid, NULL);
     tls_ith = NULL;
     PyMem_RawFree(ith);
