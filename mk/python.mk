@@ -4,7 +4,9 @@ PY ?= python3
 
 .PHONY: python-ext test-python bench-python
 python-ext:
-	timeout 600 $(PY) setup.py -q build_ext --inplace -j2 2>&1 | grep -v -i -E "warn|beta" || true
+	@mkdir -p build
+	CTX_WERROR=1 timeout 600 $(PY) setup.py -q build_ext --inplace --force -j2 \
+	  > build/python-ext.log 2>&1 || { cat build/python-ext.log; exit 1; }
 	@$(PY) -c "import sys; sys.path.insert(0, 'python'); import ctx._ctx"
 
 test-python: python-ext
