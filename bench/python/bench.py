@@ -138,6 +138,33 @@ def interrupt_latency(samples=200):
     return lat[len(lat) // 2] * 1e6, lat[int(len(lat) * 0.99) - 1] * 1e6
 
 
+def setitimer_latency(samples=200):
+    """The floor on this machine: a plain SIGALRM raising in the same loop."""
+    import signal
+
+    class Alarm(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Alarm()
+
+    old = signal.signal(signal.SIGALRM, handler)
+    lat = []
+    try:
+        for _ in range(samples):
+            dl = time.time() + 0.005
+            signal.setitimer(signal.ITIMER_REAL, 0.005)
+            try:
+                while True:
+                    pass
+            except Alarm:
+                lat.append(time.time() - dl)
+    finally:
+        signal.signal(signal.SIGALRM, old)
+    lat.sort()
+    return lat[len(lat) // 2] * 1e6, lat[int(len(lat) * 0.99) - 1] * 1e6
+
+
 def run_process_kill_latency(samples=20):
     lat = []
     for _ in range(samples):
@@ -171,6 +198,9 @@ def main():
         p50, p99 = interrupt_latency()
         rows["interrupt_latency_p50_us"] = p50
         rows["interrupt_latency_p99_us"] = p99
+        b50, b99 = setitimer_latency()
+        rows["baseline_sigalrm_latency_p50_us"] = b50
+        rows["baseline_sigalrm_latency_p99_us"] = b99
         rows["run_process_kill_latency_p50_us"] = run_process_kill_latency()
 
     scope = rows["ctx_timeout_scope_ns"]

@@ -8,10 +8,6 @@
 #include "pyctx.h"
 #include "structmember.h"
 
-/* Requested from the core (see the report): fires a passed deadline now.
-** Weak, so that the binding works before it exists. */
-extern int ctx_expire(ctx_t *c) __attribute__((weak));
-
 /* the innermost interrupting scopes of this thread (NULL when there are none) */
 static _Thread_local ithread_t *tls_ith;
 
@@ -119,18 +115,11 @@ PyObject *pyctx_interrupt_check(PyObject *mod, PyObject *unused) {
   int fds[8], n;
   if (pyctx_interrupt_poll(st, fds, 8, &n) < 0) return NULL;
   /* woken by a scope's own POSIX timer: its deadline has passed, but the core's
-  ** timer thread may wait for a CPU that this busy thread holds; yield it */
+  ** timer thread may still wait for a CPU: fire the deadline from here */
   for (ScopeObject *s = tls_ith ? tls_ith->top : NULL; s; s = s->outer) {
     int64_t d;
     if (s->istate == IS_ACTIVE && ctx_deadline(s->active->c, &d) && d <= ctx_now()) {
-      ctx_t *c = s->active->c;
-      if (ctx_expire) {
-        ctx_expire(c);
-      } else {
-        Py_BEGIN_ALLOW_THREADS
-        ctx_wait(c, 20000000);
-        Py_END_ALLOW_THREADS
-      }
+      ctx_expire(s->active->c);  /* ends it now, as the timer thread would */
       if (pyctx_interrupt_poll(st, fds, 8, &n) < 0) return NULL;
       break;
     }
