@@ -69,10 +69,16 @@ static void interrupt_fn(void *arg) {
   ctxstate *st = pyctx_state_of(Py_TYPE(s));
   if (!st) { PyErr_Clear(); return; }
   if (PyThread_get_thread_ident() == s->ith->tid) {
-    /* a pending call in the main thread: raise right here */
-    if (s->ith->pending) {
+    /* a pending call in the main thread: raise right here (an outer stop
+    ** already set as an async exception wins) */
+    ScopeObject *p = s->ith->pending;
+    if (p) {
       PyThreadState_SetAsyncExc(s->ith->tid, NULL);
       s->ith->pending = NULL;
+      if (p->depth < s->depth) {
+        s->istate = IS_FIRED;
+        s = p;
+      }
     }
     deliver(st, s);
   } else {
