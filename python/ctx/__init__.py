@@ -67,6 +67,15 @@ class SignalReceived(Exception):
         return f"received signal {name}"
 
 
+def _default_message(cls: type, message: str) -> None:
+    # Canceled() made by hand reads like the ones contexts report
+    def __str__(self: BaseException) -> str:
+        return Exception.__str__(self) or message
+    cls.__str__ = __str__  # type: ignore[assignment]
+
+
+_default_message(Canceled, "context canceled")
+_default_message(DeadlineExceeded, "context deadline exceeded")
 _install(_ctx)
 # From interpreter exit on, objects the core drops are leaked, not touched.
 _atexit.register(_ctx._shutdown)

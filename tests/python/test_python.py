@@ -163,6 +163,8 @@ def test_context_object_api():
     assert issubclass(ctx.Canceled, ctx.ContextError) and issubclass(ctx.ContextError, Exception)
     assert issubclass(ctx.DeadlineExceeded, TimeoutError)
     assert "WithCancel" in repr(c)
+    assert str(ctx.Canceled()) == "context canceled"
+    assert str(ctx.DeadlineExceeded()) == "context deadline exceeded"
 
 
 def test_check_sets_cause():
