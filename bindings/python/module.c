@@ -220,7 +220,10 @@ static PyObject *deadline_common(PyObject *m, PyObject *const *a, Py_ssize_t n,
     rc = is_timeout ? ctx_with_timeout_cause(p, t, cause, pyctx_release, &c)
                     : ctx_with_deadline_cause(p, t, cause, pyctx_release, &c);
   }
-  if (rc) return pyctx_check_rc(rc), NULL;
+  if (rc) {
+    if (cause != Py_None) Py_DECREF(cause);  /* not taken on failure */
+    return pyctx_check_rc(rc), NULL;
+  }
   return pair(st, c, 0);
 }
 
@@ -290,7 +293,11 @@ static PyObject *f_after_func(PyObject *m, PyObject *const *a, Py_ssize_t n) {
   s->a = NULL;
   Py_INCREF(a[1]);
   int rc = ctx_after_func(c, call_user, a[1], pyctx_release, &pyctx_dispatcher, &s->a);
-  if (rc) { Py_DECREF(s); return pyctx_check_rc(rc), NULL; }
+  if (rc) {  /* not taken on failure */
+    Py_DECREF(a[1]);
+    Py_DECREF(s);
+    return pyctx_check_rc(rc), NULL;
+  }
   return (PyObject *)s;
 }
 

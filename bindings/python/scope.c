@@ -192,7 +192,8 @@ static int interrupt_enter(ctxstate *st, ScopeObject *s) {
     ith->top = s->outer;
     s->istate = IS_EXITED;
     if (!ith->top) { tls_ith = NULL; PyMem_RawFree(ith); }
-    Py_DECREF(s);
+    Py_DECREF(s);  /* the callback's argument: not taken on failure */
+    Py_DECREF(s);  /* the thread's stack */
     return pyctx_check_rc(rc);
   }
   return 0;
