@@ -78,6 +78,13 @@ local function loop(n)
   return s
 end
 
+local function add(a, b) return a + b end
+local function call_loop(n)
+  local s = 0
+  for i = 1, n do s = add(s, i % 7) end
+  return s
+end
+
 if ctx.run then
   local N = 20000000
   local plain, under = {}, {}
@@ -88,6 +95,13 @@ if ctx.run then
   end
   local p, u = median(plain), median(under)
   row("ctx.run tight loop (20M)", u * 1e3, p * 1e3, "ms", "slowdown <= 10%", u / p <= 1.10)
+  -- not a target: what the call hook costs code that calls a lot
+  for r = 1, REPS do
+    local t0 = clock(); call_loop(N // 4); plain[r] = clock() - t0
+    t0 = clock(); assert(ctx.run(c, call_loop, N // 4)); under[r] = clock() - t0
+  end
+  p, u = median(plain), median(under)
+  row("ctx.run call loop (5M calls)", u * 1e3, p * 1e3, "ms", "(info)", true)
 
   local lat = {}
   for i = 1, 60 do

@@ -512,6 +512,12 @@ int luaopen_ctx(lua_State *L) {
     lua_pop(L, 1);
   }
   lua_pop(L, 3);
+  lua_createtable(L, LCTX_NSEEN, 0);  /* where ctx.run pins the threads it saw */
+  for (int i = 1; i <= LCTX_NSEEN; i++) {
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, i);
+  }
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lctx_cur_key);
   lua_pushlightuserdata(L, *box);  /* for the run hook, which has no upvalues */
   lua_rawsetp(L, LUA_REGISTRYINDEX, &lctx_S_key);
   luaL_newmetatable(L, LCTX_MT);                                /* 2 */

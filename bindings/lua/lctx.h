@@ -53,6 +53,7 @@ typedef struct lctx_ud {
 
 typedef struct lctx_S lctx_S;
 #define LCTX_NSWALLOW 3
+#define LCTX_NSEEN 8
 
 /* Something the core releases on any thread while its Lua part (a registry
 ** reference) may only be dropped on the owning state's thread: the release
@@ -85,13 +86,20 @@ struct lctx_S {
   pthread_mutex_t mu;      /* guards everything below; never held across core calls */
   pthread_cond_t cv;       /* wakes a c:wait / ctx.sleep of this state */
   int waiting, closed;
+  int poke;                /* a ctx.run is active on thread poke_tid: signal it */
+  pthread_t poke_tid;
   lctx_af *ready, *ready_tail;  /* callbacks to run, in order */
   lctx_rel *dead;          /* registry references to drop */
-  /* ctx.run, touched only on the state's own thread: the active runs,
-  ** innermost first, and the hook found before the outermost one started */
+  /* ctx.run, touched only on the state's own thread (and its signal
+  ** handler): the active runs, innermost first; the hook found before the
+  ** outermost one started; the threads last seen running inside them */
   struct lctx_runrec *runs;
   lua_Hook idle_hook;
   int idle_mask, idle_count;
+  int stopping;            /* a stop was raised and is on its way out */
+  lua_State *volatile cur;
+  lua_State *volatile seen[LCTX_NSEEN];  /* pinned in the registry */
+  int seen_next;
   lua_CFunction swallow[LCTX_NSWALLOW];  /* pcall, xpcall, coroutine.resume */
 };
 
@@ -99,13 +107,18 @@ struct lctx_S {
 typedef struct lctx_runrec {
   struct lctx_runrec *outer;
   ctx_t *c;
+  lua_State *L;            /* the thread that called ctx.run */
   lua_Hook old_hook;       /* what L had before, restored when the run ends */
   int old_mask, old_count;
   int raised;              /* its stop was raised: fn did not run to its end */
+  ctx_after_t *watch;      /* signals this thread when c ends (or NULL) */
+  pthread_t tid;
+  _Atomic int fired;       /* the watch is done with this record */
 } lctx_runrec;
 
 extern const char lctx_S_key;            /* registry: light userdata lctx_S * */
 extern const char lctx_canceled_key, lctx_deadline_key;  /* registry: the errors */
+extern const char lctx_cur_key;          /* registry: pins the threads in S->seen */
 
 /* lctx_state.c */
 lctx_S *lctx_S_new(void);
@@ -167,6 +180,9 @@ static inline lctx_ud *lctx_check(lua_State *L, int arg, const char *fname) {
 /* lctx_run.c, lctx_exec.c */
 int lctx_run(lua_State *L);
 int lctx_execute(lua_State *L);
+/* Called with S->mu held when a callback is queued: makes an active ctx.run
+** look at its queue even in a loop that makes no call. */
+void lctx_run_poke(lctx_S *S);
 /* The innermost active run whose context is done, or NULL. */
 lctx_runrec *lctx_run_stopped(lctx_S *S);
 /* Raises the error of the run's context, as the stop of that run. */

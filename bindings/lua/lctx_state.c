@@ -109,6 +109,7 @@ static void af_submit(ctx_executor_t *ex, ctx_after_t *a) {
   S->ready_tail = af;
   atomic_store_explicit(&S->pending, 1, memory_order_relaxed);
   if (S->waiting) pthread_cond_broadcast(&S->cv);
+  if (S->poke) lctx_run_poke(S);
   pthread_mutex_unlock(&S->mu);
 }
 

@@ -65,16 +65,40 @@ describe("ctx.run", function()
     assert.equal(ctx.deadline_exceeded, err)
 
     c = ctx.with_timeout(bg, 0.05)
-    local status
+    local co, went_on
     ok, err = ctx.run(c, function()
-      local co = coroutine.create(function() while true do end end)
-      local r = { coroutine.resume(co) }
-      status = coroutine.status(co)
+      co = coroutine.create(function() while true do end end)
+      local r = { coroutine.resume(co) }  -- resume catches it, then raises it again
+      went_on = true
       return table.unpack(r)
     end)
     assert.is_false(ok)
     assert.equal(ctx.deadline_exceeded, err)
-    assert.equal("dead", status)
+    assert.equal("dead", coroutine.status(co))
+    assert.is_nil(went_on)
+
+    -- a coroutine inside a coroutine, the middle one busy once the inner yields
+    c = ctx.with_timeout(bg, 0.05)
+    ok, err = ctx.run(c, function()
+      local outer = coroutine.wrap(function()
+        local inner = coroutine.wrap(function() coroutine.yield() end)
+        inner()
+        while true do end
+      end)
+      outer()
+    end)
+    assert.is_false(ok)
+    assert.equal(ctx.deadline_exceeded, err)
+
+    -- busy loops with calls in them
+    c = ctx.with_timeout(bg, 0.05)
+    ok, err = ctx.run(c, function()
+      local function f(x) return x + 1 end
+      local n = 0
+      while true do n = f(n) + #tostring(n) end
+    end)
+    assert.is_false(ok)
+    assert.equal(ctx.deadline_exceeded, err)
 
     c = ctx.with_timeout(bg, 0.05)
     ok, err = ctx.run(c, function()
