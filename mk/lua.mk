@@ -33,6 +33,10 @@ lua: $(B)/lua/ctx.so
 test-lua: $(B)/lua/ctx.so $(B)/lua/host-tsan $(B)/lua/host
 	$(LUA_ENV) timeout 300 busted --lua=$(LUA) tests/lua
 	timeout 120 $(B)/lua/host tests/lua/host/hammer.lua
+	@if command -v valgrind >/dev/null; then \
+	  echo "valgrind: tests/lua/host/leaks.lua"; \
+	  timeout 300 valgrind -q --error-exitcode=9 --leak-check=full \
+	    --errors-for-leak-kinds=definite $(B)/lua/host tests/lua/host/leaks.lua; fi
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" timeout 300 \
 	  $(B)/lua/host-tsan tests/lua/host/hammer.lua
 

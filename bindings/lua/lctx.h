@@ -75,6 +75,7 @@ typedef struct lctx_af {
   ctx_after_t *run;    /* what submit() handed us */
   lua_State *L;        /* set while the hub runs it; NULL: state is gone */
   struct lctx_af *qnext;
+  struct lctx_af *next, *prev;  /* S->afs, until freed */
   _Atomic int owners;
 } lctx_af;
 
@@ -90,6 +91,7 @@ struct lctx_S {
   pthread_t poke_tid;
   lctx_af *ready, *ready_tail;  /* callbacks to run, in order */
   lctx_rel *dead;          /* registry references to drop */
+  lctx_af *afs;            /* every registration not yet freed */
   /* ctx.run, touched only on the state's own thread (and its signal
   ** handler): the active runs, innermost first; the hook found before the
   ** outermost one started; the threads last seen running inside them */

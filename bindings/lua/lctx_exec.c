@@ -22,16 +22,23 @@ static int pidfd_of(pid_t pid) {
 #endif
 }
 
-/* Waits for pid to exit or fd (if >= 0) to become readable, at most
+/* Waits for pid to exit or c (if not NULL) to end, through its fd, at most
 ** timeout_ms (-1: no limit). 1 and *status when pid exited, else 0. */
-static int wait_child(pid_t pid, int pidfd, int fd, int timeout_ms, int *status) {
-  int64_t until = timeout_ms < 0 ? CTX_FOREVER : ctx_now() + (int64_t)timeout_ms * 1000000;
+static int wait_child(pid_t pid, int pidfd, ctx_t *c, int fd, int timeout_ms, int *status) {
+  int64_t limit = timeout_ms < 0 ? CTX_FOREVER : ctx_now() + (int64_t)timeout_ms * 1000000;
+  int64_t d = CTX_FOREVER;
+  if (c) ctx_deadline(c, &d);
   for (;;) {
     pid_t w = waitpid(pid, status, WNOHANG);
     if (w == pid) return 1;
     if (w < 0 && errno != EINTR) { *status = -1; return 1; }
     int64_t now = ctx_now();
-    if (now >= until) return 0;
+    if (now >= limit) return 0;
+    if (now >= d) {  /* the timer thread may be late on a loaded machine */
+      ctx_expire(c);
+      d = CTX_FOREVER;
+    }
+    int64_t until = d < limit ? d : limit;
     struct pollfd p[2];
     int n = 0;
     if (pidfd >= 0) p[n++] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
@@ -96,12 +103,12 @@ int lctx_execute(lua_State *L) {
   }
   int pidfd = pidfd_of(pid);
   int status;
-  int exited = wait_child(pid, pidfd, fd, -1, &status);
+  int exited = wait_child(pid, pidfd, u->c, fd, -1, &status);
   if (!exited) {
     /* c ended: TERM the group, KILL it after the grace period, reap */
     kill(-pid, SIGTERM);
     int64_t ms = grace <= 0 ? 0 : grace >= 1e9 ? -1 : (int64_t)(grace * 1000 + 0.5);
-    if (!wait_child(pid, pidfd, -1, (int)ms, &status)) {
+    if (!wait_child(pid, pidfd, NULL, -1, (int)ms, &status)) {
       kill(-pid, SIGKILL);
       while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     }

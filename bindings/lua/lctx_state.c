@@ -29,6 +29,8 @@ void lctx_S_unref(lctx_S *S) {
 
 /* The lua_State is closing: what is queued is dropped without Lua (the
 ** registry goes away with the state), and later arrivals are dropped at once. */
+static void stop_pending(lctx_S *S);
+
 void lctx_S_close(lctx_S *S) {
   pthread_mutex_lock(&S->mu);
   S->closed = 1;
@@ -45,6 +47,7 @@ void lctx_S_close(lctx_S *S) {
     next = r->next;
     r->destroy(r);
   }
+  stop_pending(S);
   lctx_S_unref(S);
 }
 
@@ -85,9 +88,35 @@ lctx_rel *lctx_cause_new(lctx_S *S) {
 
 void lctx_af_unref(lctx_af *af) {
   if (atomic_fetch_sub_explicit(&af->owners, 1, memory_order_acq_rel) != 1) return;
+  lctx_S *S = af->rel.S;
+  pthread_mutex_lock(&S->mu);
+  if (af->prev) af->prev->next = af->next; else S->afs = af->next;
+  if (af->next) af->next->prev = af->prev;
+  pthread_mutex_unlock(&S->mu);
   if (af->h) ctx_after_free(af->h);
-  lctx_S_unref(af->rel.S);
+  lctx_S_unref(S);
   free(af);
+}
+
+/* At close, registrations still pending would hold their contexts forever
+** (nothing can stop them any more): stop them. */
+static void stop_pending(lctx_S *S) {
+  pthread_mutex_lock(&S->mu);
+  size_t n = 0;
+  for (lctx_af *af = S->afs; af; af = af->next) n++;
+  lctx_af **all = n ? malloc(n * sizeof *all) : NULL;
+  n = 0;
+  if (all)
+    for (lctx_af *af = S->afs; af; af = af->next) {
+      atomic_fetch_add_explicit(&af->owners, 1, memory_order_relaxed);
+      all[n++] = af;
+    }
+  pthread_mutex_unlock(&S->mu);
+  for (size_t i = 0; i < n; i++) {
+    if (all[i]->h) ctx_after_stop(all[i]->h);  /* released at once: S is closed */
+    lctx_af_unref(all[i]);
+  }
+  free(all);
 }
 
 static void af_destroy(lctx_rel *r) { lctx_af_unref((lctx_af *)r); }
@@ -122,6 +151,11 @@ lctx_af *lctx_af_new(lctx_S *S) {
   af->ex.submit = af_submit;
   atomic_init(&af->owners, 1);
   lctx_S_ref(S);
+  pthread_mutex_lock(&S->mu);
+  af->next = S->afs;
+  if (af->next) af->next->prev = af;
+  S->afs = af;
+  pthread_mutex_unlock(&S->mu);
   return af;
 }
 
@@ -222,7 +256,10 @@ int lctx_wait(lua_State *L, lctx_S *S, ctx_t *c, int64_t until) {
         for (int j = 0; j < nh; j++) if (h[j]) lctx_unwatch(h[j]);
         luaL_error(L, "ctx: %s", ctx_strerror(CTX_ENOMEM));
       }
-    struct timespec ts = { (time_t)(until / 1000000000), (long)(until % 1000000000) };
+    /* wake at c's deadline too: a timer thread late on a loaded machine
+    ** must not make the wait late (ctx_expire fires it from here) */
+    int64_t d, wake = until;
+    if (ctx_deadline(c, &d) && d < wake) wake = d;
     pthread_mutex_lock(&S->mu);
     for (;;) {
       if (ctx_done(c) || (stopped = lctx_run_stopped(S)) != NULL) break;
@@ -232,10 +269,22 @@ int lctx_wait(lua_State *L, lctx_S *S, ctx_t *c, int64_t until) {
         pthread_mutex_lock(&S->mu);
         continue;
       }
-      if (ctx_now() >= until) break;
+      int64_t now = ctx_now();
+      if (now >= wake && wake < until) {
+        pthread_mutex_unlock(&S->mu);  /* its callbacks take S->mu */
+        ctx_expire(c);
+        wake = until;
+        pthread_mutex_lock(&S->mu);
+        continue;
+      }
+      if (now >= until) break;
       S->waiting++;
-      if (until == CTX_FOREVER) pthread_cond_wait(&S->cv, &S->mu);
-      else pthread_cond_timedwait(&S->cv, &S->mu, &ts);
+      if (wake == CTX_FOREVER) {
+        pthread_cond_wait(&S->cv, &S->mu);
+      } else {
+        struct timespec ts = { (time_t)(wake / 1000000000), (long)(wake % 1000000000) };
+        pthread_cond_timedwait(&S->cv, &S->mu, &ts);
+      }
       S->waiting--;
     }
     pthread_mutex_unlock(&S->mu);
