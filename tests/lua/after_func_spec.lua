@@ -1,5 +1,6 @@
 -- after_func_spec.lua — Go's AfterFunc rules and how callbacks are delivered:
 -- inside the cancel call, at the next call into ctx, inside a blocked wait.
+package.path = debug.getinfo(1, "S").source:match("^@(.-)[^/]*$") .. "?.lua;" .. package.path
 local H = require "helper"
 local ctx = H.ctx
 local bg = ctx.background()

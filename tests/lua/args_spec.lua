@@ -1,5 +1,6 @@
 -- args_spec.lua — argument mistakes raise the standard `bad argument` errors,
 -- and nothing crashes whatever is passed.
+package.path = debug.getinfo(1, "S").source:match("^@(.-)[^/]*$") .. "?.lua;" .. package.path
 local H = require "helper"
 local ctx = H.ctx
 local bg = ctx.background()

@@ -1,4 +1,5 @@
 -- cause_spec.lua — Go's TestCause table, and cause values of any Lua type.
+package.path = debug.getinfo(1, "S").source:match("^@(.-)[^/]*$") .. "?.lua;" .. package.path
 local H = require "helper"
 local ctx = H.ctx
 local bg = ctx.background()

@@ -1,4 +1,5 @@
 -- close_spec.lua — contexts with a cancel function are to-be-closed values.
+package.path = debug.getinfo(1, "S").source:match("^@(.-)[^/]*$") .. "?.lua;" .. package.path
 local H = require "helper"
 local ctx = H.ctx
 local bg = ctx.background()

@@ -1,5 +1,6 @@
 -- context_spec.lua — the Go-derived cases: roots, propagation parent -> child,
 -- children leaving their parent, strings, without_cancel.
+package.path = debug.getinfo(1, "S").source:match("^@(.-)[^/]*$") .. "?.lua;" .. package.path
 local H = require "helper"
 local ctx = H.ctx
 local bg = ctx.background()

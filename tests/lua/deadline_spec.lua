@@ -1,5 +1,6 @@
 -- deadline_spec.lua — with_deadline / with_timeout: firing, never early, the
 -- parent's earlier deadline winning, immediate and infinite deadlines.
+package.path = debug.getinfo(1, "S").source:match("^@(.-)[^/]*$") .. "?.lua;" .. package.path
 local H = require "helper"
 local ctx = H.ctx
 local bg = ctx.background()

@@ -1,5 +1,6 @@
 -- execute_spec.lua — ctx.execute: os.execute's returns, or the command's
 -- process group terminated and reaped when the context ends.
+package.path = debug.getinfo(1, "S").source:match("^@(.-)[^/]*$") .. "?.lua;" .. package.path
 local H = require "helper"
 local ctx = H.ctx
 local bg = ctx.background()

@@ -1,5 +1,6 @@
 -- gc_spec.lua — dropped contexts are collected and leave their parent; memory
 -- stays flat over 800k of them.
+package.path = debug.getinfo(1, "S").source:match("^@(.-)[^/]*$") .. "?.lua;" .. package.path
 local H = require "helper"
 local ctx = H.ctx
 local bg = ctx.background()

@@ -1,5 +1,6 @@
 -- run_spec.lua — ctx.run stops pure Lua when its context ends: plain loops,
 -- pcall-wrapped loops, coroutines, nested runs, hooks of other tools.
+package.path = debug.getinfo(1, "S").source:match("^@(.-)[^/]*$") .. "?.lua;" .. package.path
 local H = require "helper"
 local ctx = H.ctx
 local bg = ctx.background()

@@ -1,5 +1,6 @@
 -- value_spec.lua — with_value / c:value: innermost binding wins, nil shadows,
 -- keys compare with rawequal, nil and NaN keys raise.
+package.path = debug.getinfo(1, "S").source:match("^@(.-)[^/]*$") .. "?.lua;" .. package.path
 local H = require "helper"
 local ctx = H.ctx
 local bg = ctx.background()
