@@ -268,8 +268,14 @@ static int l_after_func(lua_State *L) {
   af->rel.ref = ref;
   atomic_store(&af->owners, 2);  /* the registration and the stop handle */
   *box = af;
+  pthread_mutex_lock(&S->mu);
+  af->c = u->c;  /* the registration will hold it */
+  pthread_mutex_unlock(&S->mu);
   int rc = ctx_after_func(u->c, lctx_af_fn, af, lctx_release, &af->ex, &af->h);
   if (rc != CTX_OK) {  /* not taken: drop the registration's share here */
+    pthread_mutex_lock(&S->mu);
+    af->c = NULL;
+    pthread_mutex_unlock(&S->mu);
     luaL_unref(L, LUA_REGISTRYINDEX, ref);
     lctx_af_unref(af);
     return fail(L, rc);

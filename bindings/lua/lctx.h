@@ -73,6 +73,7 @@ typedef struct lctx_af {
   ctx_executor_t ex;
   ctx_after_t *h;      /* stop handle (freed with the last owner) */
   ctx_after_t *run;    /* what submit() handed us */
+  ctx_t *c;            /* while registered and not yet handed on (S->mu) */
   lua_State *L;        /* set while the hub runs it; NULL: state is gone */
   struct lctx_af *qnext;
   struct lctx_af *next, *prev;  /* S->afs, until freed */

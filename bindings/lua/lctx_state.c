@@ -51,10 +51,13 @@ void lctx_S_close(lctx_S *S) {
   lctx_S_unref(S);
 }
 
+static void af_destroy(lctx_rel *r);
+
 void lctx_release(void *p) {
   lctx_rel *r = p;
   lctx_S *S = r->S;
   pthread_mutex_lock(&S->mu);
+  if (r->destroy == af_destroy) ((lctx_af *)r)->c = NULL;  /* stopped */
   if (!S->closed) {
     r->next = S->dead;
     S->dead = r;
@@ -128,6 +131,7 @@ static void af_submit(ctx_executor_t *ex, ctx_after_t *a) {
   lctx_S *S = af->rel.S;
   af->run = a;
   pthread_mutex_lock(&S->mu);
+  af->c = NULL;
   if (S->closed) {
     pthread_mutex_unlock(&S->mu);
     ctx_after_run(a);  /* no state to run it on: skipped, then released */
@@ -242,6 +246,25 @@ void lctx_unwatch(ctx_after_t *h) {
 
 #define MAXWATCH 8
 
+/* The thread that ended a context sets it done before it hands on the
+** after_funcs registered there: a wait that saw the end waits for those of
+** this state to be queued, so that it runs them before returning. */
+static void settle(lctx_S *S) {
+  pthread_mutex_lock(&S->mu);
+  for (;;) {
+    int inflight = 0;
+    for (lctx_af *af = S->afs; af && !inflight; af = af->next)
+      inflight = af->c && ctx_done(af->c);
+    if (!inflight) break;
+    int64_t until = ctx_now() + 1000000;  /* a broadcast comes; poll anyway */
+    struct timespec ts = { (time_t)(until / 1000000000), (long)(until % 1000000000) };
+    S->waiting++;
+    pthread_cond_timedwait(&S->cv, &S->mu, &ts);
+    S->waiting--;
+  }
+  pthread_mutex_unlock(&S->mu);
+}
+
 /* Also wakes when the context of an active ctx.run ends: the stop is raised
 ** here, a check point of the run, rather than after the whole wait. */
 int lctx_wait(lua_State *L, lctx_S *S, ctx_t *c, int64_t until) {
@@ -290,6 +313,7 @@ int lctx_wait(lua_State *L, lctx_S *S, ctx_t *c, int64_t until) {
     pthread_mutex_unlock(&S->mu);
     for (int i = 0; i < nh; i++) lctx_unwatch(h[i]);
   }
+  if (ctx_done(c)) settle(S);
   if (atomic_load_explicit(&S->pending, memory_order_relaxed)) lctx_drain(L, S);
   if (stopped) lctx_run_raise(L, stopped);
   return ctx_done(c);

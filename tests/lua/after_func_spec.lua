@@ -143,6 +143,17 @@ describe("callback delivery", function()
     assert.is_true(at - t0 < 0.15)
   end)
 
+  it("a wait woken by a deadline has run every callback of it, every time", function()
+    for _ = 1, 200 do
+      local p = ctx.with_timeout(bg, 0.0005)
+      local n = 0
+      for _ = 1, 5 do ctx.after_func(p, function() n = n + 1 end) end
+      ctx.after_func(ctx.with_cancel(p), function() n = n + 1 end)
+      assert.is_true(p:wait(2))
+      assert.equal(6, n)
+    end
+  end)
+
   it("wait wakes at once when its context ends", function()
     local c = ctx.with_timeout(bg, 0.03)
     local t0 = ctx.now()
