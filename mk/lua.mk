@@ -15,6 +15,11 @@ $(B)/lua/ctx.so: $(LUA_SRC) $(CORE_SRC) $(LUA_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(LUA_CFLAGS) -shared $(LUA_SRC) $(CORE_SRC) -o $@ $(LDLIBS)
 
+# the module with ctx.run in its fallback mode (count hook, no signal)
+$(B)/lua/nosig/ctx.so: $(LUA_SRC) $(CORE_SRC) $(LUA_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(LUA_CFLAGS) -DLCTX_NO_SIGNAL -shared $(LUA_SRC) $(CORE_SRC) -o $@ $(LDLIBS)
+
 # 4 lua_States on 4 threads, core and binding built with -fsanitize=thread
 # (ctx.run in its count-hook mode: TSan holds signals back from busy Lua)
 $(B)/lua/host-tsan: tests/lua/host/host.c $(LUA_SRC) $(CORE_SRC) $(LUA_HDR)
@@ -30,8 +35,10 @@ $(B)/lua/host: tests/lua/host/host.c $(LUA_SRC) $(CORE_SRC) $(LUA_HDR)
 .PHONY: lua test-lua bench-lua
 lua: $(B)/lua/ctx.so
 
-test-lua: $(B)/lua/ctx.so $(B)/lua/host-tsan $(B)/lua/host
+test-lua: $(B)/lua/ctx.so $(B)/lua/nosig/ctx.so $(B)/lua/host-tsan $(B)/lua/host
 	$(LUA_ENV) timeout 300 busted --lua=$(LUA) tests/lua
+	LUA_CPATH="$(CURDIR)/$(B)/lua/nosig/?.so;;" timeout 120 busted --lua=$(LUA) \
+	  tests/lua/run_spec.lua tests/lua/after_func_spec.lua
 	timeout 120 $(B)/lua/host tests/lua/host/hammer.lua
 	@if command -v valgrind >/dev/null; then \
 	  echo "valgrind: tests/lua/host/leaks.lua"; \
