@@ -33,7 +33,7 @@ build = {
       -- builtin has no per-module compiler flags: the sources refuse anything
       -- older than C11 (lctx.h), and `make` builds them with -std=c11
       defines = { "_GNU_SOURCE" },
-      libraries = { "pthread", "m" },
+      libraries = { "pthread", "m", "dl" },
     },
   },
 }

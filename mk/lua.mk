@@ -6,6 +6,7 @@ LUA_INC ?= /usr/include/lua5.4
 LUA_SRC := $(wildcard bindings/lua/*.c)
 LUA_HDR := $(wildcard bindings/lua/*.h) $(CORE_HDR)
 LUA_CFLAGS := $(WARN) $(CFLAGS) -fPIC -pthread -Icore -Ibindings/lua -I$(LUA_INC)
+LUA_LIBS := $(LDLIBS) -ldl
 LUA_ENV := LUA_CPATH="$(CURDIR)/$(B)/lua/?.so;;" LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/tests/lua/?.lua;;"
 
 TEST_TARGETS += test-lua
@@ -13,33 +14,38 @@ BENCH_TARGETS += bench-lua
 
 $(B)/lua/ctx.so: $(LUA_SRC) $(CORE_SRC) $(LUA_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(LUA_CFLAGS) -shared $(LUA_SRC) $(CORE_SRC) -o $@ $(LDLIBS)
+	$(CC) $(LUA_CFLAGS) -shared $(LUA_SRC) $(CORE_SRC) -o $@ $(LUA_LIBS)
 
 # the module with ctx.run in its fallback mode (count hook, no signal)
 $(B)/lua/nosig/ctx.so: $(LUA_SRC) $(CORE_SRC) $(LUA_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(LUA_CFLAGS) -DLCTX_NO_SIGNAL -shared $(LUA_SRC) $(CORE_SRC) -o $@ $(LDLIBS)
+	$(CC) $(LUA_CFLAGS) -DLCTX_NO_SIGNAL -shared $(LUA_SRC) $(CORE_SRC) -o $@ $(LUA_LIBS)
 
 # 4 lua_States on 4 threads, core and binding built with -fsanitize=thread
 # (ctx.run in its count-hook mode: TSan holds signals back from busy Lua)
 $(B)/lua/host-tsan: tests/lua/host/host.c $(LUA_SRC) $(CORE_SRC) $(LUA_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(WARN) -O1 -g -fsanitize=thread -DLCTX_NO_SIGNAL -pthread -Icore -Ibindings/lua \
-	  -I$(LUA_INC) tests/lua/host/host.c $(LUA_SRC) $(CORE_SRC) -o $@ -llua5.4 $(LDLIBS)
+	  -I$(LUA_INC) tests/lua/host/host.c $(LUA_SRC) $(CORE_SRC) -o $@ -llua5.4 $(LUA_LIBS)
 
 # the same host as built for use, ctx.run stopping busy loops by signal
 $(B)/lua/host: tests/lua/host/host.c $(LUA_SRC) $(CORE_SRC) $(LUA_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(LUA_CFLAGS) tests/lua/host/host.c $(LUA_SRC) $(CORE_SRC) -o $@ -llua5.4 $(LDLIBS)
+	$(CC) $(LUA_CFLAGS) tests/lua/host/host.c $(LUA_SRC) $(CORE_SRC) -o $@ -llua5.4 $(LUA_LIBS)
+
+$(B)/lua/closer: tests/lua/host/closer.c
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CFLAGS) -I$(LUA_INC) $< -o $@ -llua5.4 $(LDLIBS)
 
 .PHONY: lua test-lua bench-lua
 lua: $(B)/lua/ctx.so
 
-test-lua: $(B)/lua/ctx.so $(B)/lua/nosig/ctx.so $(B)/lua/host-tsan $(B)/lua/host
+test-lua: $(B)/lua/ctx.so $(B)/lua/nosig/ctx.so $(B)/lua/host-tsan $(B)/lua/host $(B)/lua/closer
 	$(LUA_ENV) timeout 300 busted --lua=$(LUA) tests/lua
 	LUA_CPATH="$(CURDIR)/$(B)/lua/nosig/?.so;;" timeout 120 busted --lua=$(LUA) \
 	  tests/lua/run_spec.lua tests/lua/after_func_spec.lua
 	timeout 120 $(B)/lua/host tests/lua/host/hammer.lua
+	$(LUA_ENV) timeout 20 $(B)/lua/closer
 	@if command -v valgrind >/dev/null; then \
 	  echo "valgrind: tests/lua/host/leaks.lua"; \
 	  timeout 300 valgrind -q --error-exitcode=9 --leak-check=full \

@@ -1,5 +1,6 @@
 /* lctx.c — `require "ctx"` for Lua 5.4: the Context userdata, its constructors
 ** and methods, the two error values and after_func; semantics are the core's. */
+#include <dlfcn.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -495,10 +496,22 @@ static void setfuncs(lua_State *L, const luaL_Reg *l, int first_uv) {
   luaL_setfuncs(L, l, LCTX_NUV);
 }
 
+/* lua_close() dlcloses C modules, but the core's timer thread (and the
+** executors it calls) run code of this library until the process ends:
+** keep it mapped for good. */
+static void pin_library(void) {
+#ifdef RTLD_NODELETE
+  Dl_info info;
+  if (dladdr((void *)pin_library, &info) && info.dli_fname)
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+#endif
+}
+
 int luaopen_ctx(lua_State *L) {
   /* one hub per state, even if the module is required again */
   if (lua_getfield(L, LUA_REGISTRYINDEX, "ctx.module") == LUA_TTABLE) return 1;
   lua_settop(L, 0);
+  pin_library();
   lctx_S **box = lua_newuserdatauv(L, sizeof *box, 0);         /* 1 */
   *box = NULL;
   luaL_newmetatable(L, LCTX_STATE_MT);
