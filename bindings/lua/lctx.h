@@ -137,8 +137,8 @@ lctx_rel *lctx_cause_new(lctx_S *S);
 /* Blocks until c is done or `until` (ctx_now scale) passes, running callbacks
 ** of this state that become pending meanwhile; 1 if c is done. */
 int lctx_wait(lua_State *L, lctx_S *S, ctx_t *c, int64_t until);
-/* Registers `wake` on c so that a wait on S returns when c ends (ctx.run uses
-** it too); NULL when out of memory. */
+/* Registers a wake-up on c so that a wait of this state returns when c
+** ends; NULL when out of memory. */
 ctx_after_t *lctx_watch(lctx_S *S, ctx_t *c);
 void lctx_unwatch(ctx_after_t *h);
 
