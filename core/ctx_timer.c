@@ -1,5 +1,6 @@
 /* ctx_timer.c — clocks and the one timer thread: a binary heap of deadlines on
 ** CLOCK_MONOTONIC, started on first need and restarted after fork(). */
+#include <dlfcn.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -70,7 +71,20 @@ double ctx_mono_to_wall(int64_t m) {
 
 /* ---- threads ---- */
 
+/* Our threads run our code until the process ends: if the core was loaded
+** with dlopen() (a Python or Lua module), unloading it would leave them in
+** unmapped code. Pin the object that holds us; a no-op when linked in. */
+static void pin_self(void) {
+  Dl_info info;
+  if (dladdr((void *)pin_self, &info) && info.dli_fname) {
+    void *h = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+    (void)h;  /* never closed: that is the point */
+  }
+}
+static pthread_once_t pin_once = PTHREAD_ONCE_INIT;
+
 int ctx__spawn(void *(*fn)(void *), void *arg) {
+  pthread_once(&pin_once, pin_self);
   pthread_t t;
   pthread_attr_t attr;
   sigset_t all, old;

@@ -28,20 +28,21 @@ test-c: test-c-plain test-c-asan test-c-tsan test-c-valgrind test-c-fuzz
 	  $(CT)/plain.log $(CT)/asan.log $(CT)/tsan.log $(CT)/valgrind.log
 
 # the suite is compiled with the core sources in each mode's flags
-$(CT)/%/run_tests: $(CT_SRC) $(CT_HDR) $(CORE_SRC) $(CORE_HDR)
+# (libctx.so too: one test dlopen()s and unloads it, named by CTX_TEST_SO)
+$(CT)/%/run_tests: $(CT_SRC) $(CT_HDR) $(CORE_SRC) $(CORE_HDR) $(B)/libctx.so
 	@mkdir -p $(@D)
 	$(CC) $(WARN) -g $(CT_FLAGS_$*) -pthread -Icore -Itests/c -o $@ $(CT_SRC) $(CORE_SRC) $(LDLIBS)
 
 # output goes to the terminal and to a log (dash has no pipefail: no tee)
 test-c-plain test-c-asan test-c-tsan: test-c-%: $(CT)/%/run_tests
 	@echo "C suite, $* mode"
-	@CTX_TEST_SCALE=$(CT_SCALE_$*) ASAN_OPTIONS=detect_leaks=1 \
+	@CTX_TEST_SCALE=$(CT_SCALE_$*) CTX_TEST_SO=$(B)/libctx.so ASAN_OPTIONS=detect_leaks=1 \
 	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 die_after_fork=0" \
 	  timeout 300 $(CT_RUN_$*) $< > $(CT)/$*.log 2>&1; rc=$$?; cat $(CT)/$*.log; exit $$rc
 
 test-c-valgrind: $(CT)/valgrind/run_tests
 	@echo "C suite under valgrind"
-	@CTX_TEST_SCALE=$(CT_SCALE_valgrind) timeout 600 valgrind -q --error-exitcode=99 \
+	@CTX_TEST_SCALE=$(CT_SCALE_valgrind) CTX_TEST_SO=$(B)/libctx.so timeout 600 valgrind -q --error-exitcode=99 \
 	  --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	  --show-leak-kinds=definite,indirect --trace-children=no $< \
 	  > $(CT)/valgrind.log 2>&1; rc=$$?; cat $(CT)/valgrind.log; exit $$rc

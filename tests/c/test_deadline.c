@@ -1,5 +1,6 @@
 /* test_deadline.c — deadlines and timeouts: firing (never early), inheritance,
 ** cancel before the deadline, layered timeouts, and timers after fork(). */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -274,4 +275,32 @@ TEST(expire_fires_without_the_timer_thread) {
   ASSERT_EQ(ctx_expire(NULL), 0);
   ctx_t *all[] = { later, w, v, g, c, p, blocker };
   for (int i = 0; i < 7; i++) ctx_unref(all[i]);
+}
+
+/* A host that dlopen()s the core (a Python or Lua module) and unloads it
+** while the timer thread lives must survive: the core pins itself. Runs in
+** a child, so a crash is a failure, not the end of the run. CTX_TEST_SO
+** names the built libctx.so (the makefile sets it). */
+TEST(dlclose_with_live_timer_thread) {
+  const char *so = getenv("CTX_TEST_SO");
+  if (!so) { fprintf(stderr, "  (CTX_TEST_SO not set: skipped)\n"); return; }
+  fflush(NULL);
+  pid_t pid = fork();
+  ASSERT(pid >= 0);
+  if (pid == 0) {
+    void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+    if (!h) _exit(20);
+    int (*with_timeout)(ctx_t *, int64_t, ctx_t **) =
+        (int (*)(ctx_t *, int64_t, ctx_t **))dlsym(h, "ctx_with_timeout");
+    ctx_t *(*background)(void) = (ctx_t *(*)(void))dlsym(h, "ctx_background");
+    ctx_t *c;
+    if (!with_timeout || !background || with_timeout(background(), 30 * MS, &c)) _exit(21);
+    dlclose(h);
+    test_sleep_ns(100 * MS);  /* the timer thread wakes at 30 ms */
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
 }
