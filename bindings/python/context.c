@@ -165,7 +165,12 @@ static PyObject *c_value(CtxObject *self, PyObject *const *a, Py_ssize_t n, PyOb
     PyErr_SetString(PyExc_TypeError, "value() missing required argument 'key'");
     return NULL;
   }
-  if (key == Py_None) return Py_NewRef(dflt);
+  /* None can never be bound (with_value rejects it): asking for it is the
+  ** same mistake, reported the same way */
+  if (key == Py_None) {
+    PyErr_SetString(PyExc_TypeError, "key must not be None");
+    return NULL;
+  }
   if (!PyUnicode_CheckExact(key) && PyObject_Hash(key) == -1) return NULL;
   void *v;
   int r = ctx_value(self->c, key, key_eq, NULL, &v);

@@ -1,5 +1,6 @@
 /* module.c — the ctx._ctx module: state, errors, argument conversion, cancel
 ** and stop handles, and the Go-shaped functions. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "pyctx.h"
@@ -42,15 +43,25 @@ int pyctx_parent(ctxstate *st, PyObject *o, ctx_t **out) {
 static int to_double(ctxstate *st, PyObject *o, double *d, const char *what) {
   if (PyFloat_Check(o)) {
     *d = PyFloat_AS_DOUBLE(o);
-  } else if (PyLong_Check(o)) {
+  } else if (PyLong_Check(o) && !PyBool_Check(o)) {
+    /* a bool is almost surely a misplaced flag (timeout(True) would be 1 s):
+    ** it falls through to the TypeError below */
     *d = PyLong_AsDouble(o);
-    if (*d == -1.0 && PyErr_Occurred()) return -1;
+    if (*d == -1.0 && PyErr_Occurred()) {
+      if (!PyErr_ExceptionMatches(PyExc_OverflowError)) return -1;
+      /* beyond a float: saturate as a huge float would (no deadline, or
+      ** already passed), rather than fail with OverflowError */
+      int sign;
+      PyErr_Clear();
+      (void)PyLong_AsLongLongAndOverflow(o, &sign);
+      *d = sign < 0 ? -INFINITY : INFINITY;
+    }
   } else {
     int is_td = PyObject_IsInstance(o, st->timedelta);
     if (is_td < 0) return -1;
     if (!is_td || what[0] != 's') {
       PyErr_Format(PyExc_TypeError, "%s must be %s, not %.100s", what,
-                   what[0] == 's' ? "int, float or timedelta" : "float or datetime",
+                   what[0] == 's' ? "int, float or timedelta" : "int, float or datetime",
                    Py_TYPE(o)->tp_name);
       return -1;
     }
@@ -177,38 +188,78 @@ static PyObject *pair(ctxstate *st, ctx_t *c, int with_cause) {
 
 #define ST(mod) ((ctxstate *)PyModule_GetState(mod))
 
-static int nargs_ok(const char *name, Py_ssize_t n, Py_ssize_t want) {
-  if (n == want) return 1;
-  PyErr_Format(PyExc_TypeError, "%s() takes exactly %zd arguments (%zd given)",
-               name, want, n);
-  return 0;
+/* Binds positional and keyword arguments to `want` required parameters, as
+** a Python def would: the SPEC names them, so callers may pass them by name. */
+static int bind_args(const char *fname, const char *const *names, Py_ssize_t want,
+                     PyObject *const *a, Py_ssize_t n, PyObject *kwn, PyObject **out) {
+  if (n > want) {
+    PyErr_Format(PyExc_TypeError, "%s() takes %zd positional argument%s but %zd were given",
+                 fname, want, want == 1 ? "" : "s", n);
+    return 0;
+  }
+  for (Py_ssize_t i = 0; i < want; i++) out[i] = i < n ? a[i] : NULL;
+  Py_ssize_t nk = kwn ? PyTuple_GET_SIZE(kwn) : 0;
+  for (Py_ssize_t j = 0; j < nk; j++) {
+    PyObject *k = PyTuple_GET_ITEM(kwn, j);
+    Py_ssize_t i = 0;
+    while (i < want && PyUnicode_CompareWithASCIIString(k, names[i]) != 0) i++;
+    if (i == want) {
+      PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument %R", fname, k);
+      return 0;
+    }
+    if (out[i]) {
+      PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'",
+                   fname, names[i]);
+      return 0;
+    }
+    out[i] = a[n + j];
+  }
+  for (Py_ssize_t i = 0; i < want; i++) {
+    if (!out[i]) {
+      PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", fname, names[i]);
+      return 0;
+    }
+  }
+  return 1;
 }
+
+static const char *const P_PARENT[] = { "parent" };
 
 static PyObject *f_background(PyObject *m, PyObject *u) { (void)u; return Py_NewRef(ST(m)->background); }
 static PyObject *f_todo(PyObject *m, PyObject *u) { (void)u; return Py_NewRef(ST(m)->todo); }
 
-static PyObject *f_with_cancel(PyObject *m, PyObject *const *a, Py_ssize_t n) {
+static PyObject *f_with_cancel(PyObject *m, PyObject *const *a0, Py_ssize_t n, PyObject *kwn) {
   ctx_t *p, *c;
-  if (!nargs_ok("with_cancel", n, 1) || pyctx_parent(ST(m), a[0], &p) < 0) return NULL;
+  PyObject *a[1];
+  if (!bind_args("with_cancel", P_PARENT, 1, a0, n, kwn, a) ||
+      pyctx_parent(ST(m), a[0], &p) < 0) return NULL;
   int rc = ctx_with_cancel(p, &c);
   if (rc) return pyctx_check_rc(rc), NULL;
   return pair(ST(m), c, 0);
 }
 
-static PyObject *f_with_cancel_cause(PyObject *m, PyObject *const *a, Py_ssize_t n) {
+static PyObject *f_with_cancel_cause(PyObject *m, PyObject *const *a0, Py_ssize_t n,
+                                     PyObject *kwn) {
   ctx_t *p, *c;
-  if (!nargs_ok("with_cancel_cause", n, 1) || pyctx_parent(ST(m), a[0], &p) < 0) return NULL;
+  PyObject *a[1];
+  if (!bind_args("with_cancel_cause", P_PARENT, 1, a0, n, kwn, a) ||
+      pyctx_parent(ST(m), a[0], &p) < 0) return NULL;
   int rc = ctx_with_cancel(p, &c);
   if (rc) return pyctx_check_rc(rc), NULL;
   return pair(ST(m), c, 1);
 }
 
-static PyObject *deadline_common(PyObject *m, PyObject *const *a, Py_ssize_t n,
-                                 const char *name, int is_timeout, int has_cause) {
+static PyObject *deadline_common(PyObject *m, PyObject *const *a0, Py_ssize_t n,
+                                 PyObject *kwn, const char *name, int is_timeout,
+                                 int has_cause) {
+  static const char *const p_deadline[] = { "parent", "when", "cause" };
+  static const char *const p_timeout[] = { "parent", "seconds", "cause" };
   ctxstate *st = ST(m);
   ctx_t *p, *c;
   int64_t t;
-  if (!nargs_ok(name, n, has_cause ? 3 : 2) || pyctx_parent(st, a[0], &p) < 0) return NULL;
+  PyObject *a[3];
+  if (!bind_args(name, is_timeout ? p_timeout : p_deadline, has_cause ? 3 : 2,
+                 a0, n, kwn, a) || pyctx_parent(st, a[0], &p) < 0) return NULL;
   if ((is_timeout ? pyctx_seconds(st, a[1], &t) : pyctx_when(st, a[1], &t)) < 0) return NULL;
   PyObject *cause = has_cause ? a[2] : Py_None;
   if (pyctx_cause_arg(cause) < 0) return NULL;
@@ -227,23 +278,26 @@ static PyObject *deadline_common(PyObject *m, PyObject *const *a, Py_ssize_t n,
   return pair(st, c, 0);
 }
 
-static PyObject *f_with_deadline(PyObject *m, PyObject *const *a, Py_ssize_t n) {
-  return deadline_common(m, a, n, "with_deadline", 0, 0);
+static PyObject *f_with_deadline(PyObject *m, PyObject *const *a, Py_ssize_t n, PyObject *k) {
+  return deadline_common(m, a, n, k, "with_deadline", 0, 0);
 }
-static PyObject *f_with_deadline_cause(PyObject *m, PyObject *const *a, Py_ssize_t n) {
-  return deadline_common(m, a, n, "with_deadline_cause", 0, 1);
+static PyObject *f_with_deadline_cause(PyObject *m, PyObject *const *a, Py_ssize_t n, PyObject *k) {
+  return deadline_common(m, a, n, k, "with_deadline_cause", 0, 1);
 }
-static PyObject *f_with_timeout(PyObject *m, PyObject *const *a, Py_ssize_t n) {
-  return deadline_common(m, a, n, "with_timeout", 1, 0);
+static PyObject *f_with_timeout(PyObject *m, PyObject *const *a, Py_ssize_t n, PyObject *k) {
+  return deadline_common(m, a, n, k, "with_timeout", 1, 0);
 }
-static PyObject *f_with_timeout_cause(PyObject *m, PyObject *const *a, Py_ssize_t n) {
-  return deadline_common(m, a, n, "with_timeout_cause", 1, 1);
+static PyObject *f_with_timeout_cause(PyObject *m, PyObject *const *a, Py_ssize_t n, PyObject *k) {
+  return deadline_common(m, a, n, k, "with_timeout_cause", 1, 1);
 }
 
-static PyObject *f_with_value(PyObject *m, PyObject *const *a, Py_ssize_t n) {
+static PyObject *f_with_value(PyObject *m, PyObject *const *a0, Py_ssize_t n, PyObject *kwn) {
+  static const char *const names[] = { "parent", "key", "value" };
   ctxstate *st = ST(m);
   ctx_t *p, *c;
-  if (!nargs_ok("with_value", n, 3) || pyctx_parent(st, a[0], &p) < 0) return NULL;
+  PyObject *a[3];
+  if (!bind_args("with_value", names, 3, a0, n, kwn, a) ||
+      pyctx_parent(st, a[0], &p) < 0) return NULL;
   if (a[1] == Py_None) {
     PyErr_SetString(PyExc_TypeError, "key must not be None");
     return NULL;
@@ -260,9 +314,12 @@ static PyObject *f_with_value(PyObject *m, PyObject *const *a, Py_ssize_t n) {
   return pyctx_wrap(st, st->Context, c);
 }
 
-static PyObject *f_without_cancel(PyObject *m, PyObject *const *a, Py_ssize_t n) {
+static PyObject *f_without_cancel(PyObject *m, PyObject *const *a0, Py_ssize_t n,
+                                  PyObject *kwn) {
   ctx_t *p, *c;
-  if (!nargs_ok("without_cancel", n, 1) || pyctx_parent(ST(m), a[0], &p) < 0) return NULL;
+  PyObject *a[1];
+  if (!bind_args("without_cancel", P_PARENT, 1, a0, n, kwn, a) ||
+      pyctx_parent(ST(m), a[0], &p) < 0) return NULL;
   int rc = ctx_without_cancel(p, &c);
   if (rc) return pyctx_check_rc(rc), NULL;
   return pyctx_wrap(ST(m), ST(m)->Context, c);
@@ -274,10 +331,12 @@ static void call_user(void *arg) {
   else PyErr_WriteUnraisable((PyObject *)arg);
 }
 
-static PyObject *f_after_func(PyObject *m, PyObject *const *a, Py_ssize_t n) {
+static PyObject *f_after_func(PyObject *m, PyObject *const *a0, Py_ssize_t n, PyObject *kwn) {
+  static const char *const names[] = { "c", "fn" };
   ctxstate *st = ST(m);
   ctx_t *c;
-  if (!nargs_ok("after_func", n, 2)) return NULL;
+  PyObject *a[2];
+  if (!bind_args("after_func", names, 2, a0, n, kwn, a)) return NULL;
   if (!PyObject_TypeCheck(a[0], st->Context) || !((CtxObject *)a[0])->c) {
     PyErr_Format(PyExc_TypeError, "c must be a ctx.Context, not %.100s", Py_TYPE(a[0])->tp_name);
     return NULL;
@@ -301,7 +360,10 @@ static PyObject *f_after_func(PyObject *m, PyObject *const *a, Py_ssize_t n) {
   return (PyObject *)s;
 }
 
-static PyObject *f_cause(PyObject *m, PyObject *c) {
+static PyObject *f_cause(PyObject *m, PyObject *const *a, Py_ssize_t n, PyObject *kwn) {
+  static const char *const names[] = { "c" };
+  PyObject *c;
+  if (!bind_args("cause", names, 1, a, n, kwn, &c)) return NULL;
   if (!PyObject_TypeCheck(c, ST(m)->Context) || !((CtxObject *)c)->c) {
     PyErr_Format(PyExc_TypeError, "c must be a ctx.Context, not %.100s", Py_TYPE(c)->tp_name);
     return NULL;
@@ -415,16 +477,16 @@ static PyObject *f_num_children(PyObject *m, PyObject *c) {
 static PyMethodDef mod_methods[] = {
   { "background", f_background, METH_NOARGS, "The root context, the same object every call." },
   { "todo", f_todo, METH_NOARGS, "The TODO root context." },
-  { "with_cancel", FC(f_with_cancel), METH_FASTCALL, "with_cancel(parent) -> (Context, cancel)" },
-  { "with_cancel_cause", FC(f_with_cancel_cause), METH_FASTCALL, "with_cancel_cause(parent) -> (Context, cancel(cause=None))" },
-  { "with_deadline", FC(f_with_deadline), METH_FASTCALL, "with_deadline(parent, when) -> (Context, cancel)" },
-  { "with_deadline_cause", FC(f_with_deadline_cause), METH_FASTCALL, "with_deadline_cause(parent, when, cause) -> (Context, cancel)" },
-  { "with_timeout", FC(f_with_timeout), METH_FASTCALL, "with_timeout(parent, seconds) -> (Context, cancel)" },
-  { "with_timeout_cause", FC(f_with_timeout_cause), METH_FASTCALL, "with_timeout_cause(parent, seconds, cause) -> (Context, cancel)" },
-  { "with_value", FC(f_with_value), METH_FASTCALL, "with_value(parent, key, value) -> Context" },
-  { "without_cancel", FC(f_without_cancel), METH_FASTCALL, "without_cancel(parent) -> Context" },
-  { "after_func", FC(f_after_func), METH_FASTCALL, "after_func(c, fn) -> stop" },
-  { "cause", f_cause, METH_O, "cause(c) -> BaseException | None" },
+  { "with_cancel", FC(f_with_cancel), METH_FASTCALL | METH_KEYWORDS, "with_cancel(parent) -> (Context, cancel)" },
+  { "with_cancel_cause", FC(f_with_cancel_cause), METH_FASTCALL | METH_KEYWORDS, "with_cancel_cause(parent) -> (Context, cancel(cause=None))" },
+  { "with_deadline", FC(f_with_deadline), METH_FASTCALL | METH_KEYWORDS, "with_deadline(parent, when) -> (Context, cancel)" },
+  { "with_deadline_cause", FC(f_with_deadline_cause), METH_FASTCALL | METH_KEYWORDS, "with_deadline_cause(parent, when, cause) -> (Context, cancel)" },
+  { "with_timeout", FC(f_with_timeout), METH_FASTCALL | METH_KEYWORDS, "with_timeout(parent, seconds) -> (Context, cancel)" },
+  { "with_timeout_cause", FC(f_with_timeout_cause), METH_FASTCALL | METH_KEYWORDS, "with_timeout_cause(parent, seconds, cause) -> (Context, cancel)" },
+  { "with_value", FC(f_with_value), METH_FASTCALL | METH_KEYWORDS, "with_value(parent, key, value) -> Context" },
+  { "without_cancel", FC(f_without_cancel), METH_FASTCALL | METH_KEYWORDS, "without_cancel(parent) -> Context" },
+  { "after_func", FC(f_after_func), METH_FASTCALL | METH_KEYWORDS, "after_func(c, fn) -> stop" },
+  { "cause", FC(f_cause), METH_FASTCALL | METH_KEYWORDS, "cause(c) -> BaseException | None" },
   { "current", f_current, METH_NOARGS, "The innermost scope's context of this thread/task, else background()." },
   { "scope", FC(f_scope), METH_FASTCALL | METH_KEYWORDS, "scope(parent=None): a cancel scope." },
   { "timeout", FC(f_timeout), METH_FASTCALL | METH_KEYWORDS, "timeout(seconds, parent=None, *, interrupt=False)" },

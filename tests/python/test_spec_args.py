@@ -1,0 +1,92 @@
+# test_spec_args.py — SPEC section 2 argument handling: parameters by the names
+# the SPEC gives them, bools and out-of-range ints as times, None as a key.
+import math
+import threading
+
+import pytest
+
+import ctx
+
+BG = ctx.background()
+
+
+def test_go_functions_take_spec_parameter_names_as_keywords():
+    c, cancel = ctx.with_cancel(parent=BG)
+    assert str(c) == "context.Background.WithCancel"
+    c, cancel = ctx.with_cancel_cause(parent=BG)
+    e = ValueError("e")
+    cancel(cause=e)
+    assert ctx.cause(c=c) is e
+    c, _ = ctx.with_timeout(BG, seconds=100)
+    assert 99 < c.remaining() <= 100
+    c, _ = ctx.with_deadline(parent=BG, when=4102444800.5)
+    assert c.deadline() == 4102444800.5
+    c, _ = ctx.with_timeout_cause(BG, seconds=0, cause=e)
+    assert c.cause() is e
+    c, _ = ctx.with_deadline_cause(BG, when=1.0, cause=e)
+    assert c.cause() is e and isinstance(c.err(), ctx.DeadlineExceeded)
+    c = ctx.with_value(BG, key="k", value="v")
+    assert c.value("k") == "v"
+    assert ctx.without_cancel(parent=c).value("k") == "v"
+    done = threading.Event()
+    d, dcancel = ctx.with_cancel(BG)
+    stop = ctx.after_func(c=d, fn=done.set)
+    dcancel()
+    assert done.wait(5) and stop() is False
+
+
+@pytest.mark.parametrize("call", [
+    lambda: ctx.with_cancel(BG, parent=BG),
+    lambda: ctx.with_cancel(parnet=BG),
+    lambda: ctx.with_timeout(BG),
+    lambda: ctx.with_timeout(BG, 1, seconds=1),
+    lambda: ctx.with_timeout_cause(BG, 1),
+    lambda: ctx.with_value(BG, "k"),
+    lambda: ctx.after_func(BG, fn=print, c=BG),
+    lambda: ctx.cause(),
+    lambda: ctx.cause(BG, BG),
+])
+def test_bad_keywords_and_arity_raise_type_error(call):
+    with pytest.raises(TypeError):
+        call()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: ctx.with_timeout(BG, True),
+    lambda: ctx.with_deadline(BG, False),
+    lambda: ctx.timeout(True),
+    lambda: ctx.deadline(True),
+    lambda: ctx.sleep(True),
+    lambda: BG.wait(True),
+])
+def test_bool_is_not_a_time(call):
+    # timeout(True) meaning one second is a misplaced flag, not a duration
+    with pytest.raises(TypeError):
+        call()
+
+
+def test_huge_ints_saturate_like_huge_floats():
+    c, _ = ctx.with_timeout(BG, 10 ** 400)
+    assert c.deadline() is None and str(c) == "context.Background.WithCancel"
+    c, _ = ctx.with_deadline(BG, 10 ** 400)
+    assert c.deadline() is None and not c.done()
+    c, _ = ctx.with_timeout(BG, -10 ** 400)
+    assert isinstance(c.err(), ctx.DeadlineExceeded)
+    c, _ = ctx.with_deadline(BG, -10 ** 400)
+    assert isinstance(c.err(), ctx.DeadlineExceeded)
+    assert BG.wait(-10 ** 400) is False
+    with ctx.timeout(10 ** 400) as c:
+        assert c.deadline() is None
+    with pytest.raises(ValueError):
+        ctx.with_timeout(BG, math.nan)
+
+
+def test_value_none_key_is_a_type_error():
+    c = ctx.with_value(BG, "k", None)
+    with pytest.raises(TypeError):
+        c.value(None)
+    with pytest.raises(TypeError):
+        c.value(None, "default")
+    with pytest.raises(TypeError):
+        ctx.with_value(BG, None, 1)
+    assert c.value("k", "default") is None  # a binding to None is a binding
