@@ -6,7 +6,7 @@ import os
 import runpy
 import signal
 import sys
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 import ctx
 from ctx import _ctx
@@ -14,26 +14,46 @@ from ctx import _ctx
 USAGE = "python -m ctx [--timeout SECONDS] script.py [args...]"
 
 
-def _parse(argv: List[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m ctx", usage=USAGE,
+def _split(argv: List[str]) -> Tuple[List[str], List[str]]:
+    """Splits at the script: our options before it, its arguments after it
+    exactly as given (argparse's REMAINDER would drop a `--` meant for it)."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            return argv[:i], argv[i + 1:]
+        if not a.startswith("-") or a == "-":
+            break
+        i += 2 if a == "--timeout" else 1
+    return argv[:i], argv[i:]
+
+
+def _parse(argv: List[str]) -> Tuple[argparse.Namespace, List[str]]:
+    p = argparse.ArgumentParser(prog="python -m ctx", usage=USAGE, allow_abbrev=False,
                                 description="Run a Python script with a deadline; "
                                 "exit 124 when it ends the script, 128+N for signal N.")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="stop the script after this many seconds")
-    p.add_argument("script")
-    p.add_argument("args", nargs=argparse.REMAINDER)
-    ns = p.parse_args(argv)
+    opts, rest = _split(argv)
+    ns = p.parse_args(opts)
     if ns.timeout is not None and (math.isnan(ns.timeout) or ns.timeout < 0):
         p.error("--timeout must be a number of seconds >= 0")
-    return ns
+    if not rest:
+        p.error("the following arguments are required: script.py")
+    return ns, rest
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ns = _parse(sys.argv[1:] if argv is None else argv)
+    ns, rest = _parse(sys.argv[1:] if argv is None else argv)
+    script = rest[0]
     seconds = math.inf if ns.timeout is None else ns.timeout
-    sys.argv = [ns.script] + ns.args
-    sys.path[0] = os.path.dirname(os.path.abspath(ns.script))
-    name = os.path.basename(ns.script)
+    if not os.path.isfile(script):
+        # as python itself reports a script it cannot open
+        print(f"{sys.executable}: can't open file {script!r}", file=sys.stderr)
+        return 2
+    sys.argv = list(rest)
+    sys.path[0] = os.path.dirname(os.path.abspath(script))
+    name = os.path.basename(script)
     root = ctx.timeout(seconds, ctx.background(), interrupt=True)
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -45,7 +65,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         with root as c:
             old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-            runpy.run_path(ns.script, run_name="__main__")
+            runpy.run_path(script, run_name="__main__")
     except ctx.ContextError as e:
         if not c.done() or type(e) is not type(c.err()):
             raise

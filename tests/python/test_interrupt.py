@@ -364,3 +364,25 @@ def test_runner_status_and_signals(tmp_path):
     assert rc == 128 + signal.SIGINT and len(err.strip().splitlines()) == 1
     rc, out, err = runner(tmp_path, "raise KeyError('mine')\n")
     assert rc == 1 and "KeyError" in err
+
+
+def test_runner_passes_script_arguments_verbatim(tmp_path):
+    # as `python script.py ...` would: a `--` or an option after the script is
+    # the script's, never eaten by the runner
+    script = tmp_path / "args.py"
+    script.write_text("import sys\nprint(sys.argv)\n")
+    env = dict(os.environ, PYTHONPATH=PYPATH)
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "ctx", *args], env=env, cwd=str(tmp_path),
+                              capture_output=True, text=True, timeout=30)
+    r = run("args.py", "--", "x", "--timeout", "1", "-h")
+    assert r.returncode == 0 and r.stdout == "['args.py', '--', 'x', '--timeout', '1', '-h']\n"
+    r = run("--timeout", "30", "--", "args.py", "--")
+    assert r.returncode == 0 and r.stdout == "['args.py', '--']\n"
+    r = run("--timeout=30", "args.py")
+    assert r.returncode == 0 and r.stdout == "['args.py']\n"
+    r = run("--timeout", "30")
+    assert r.returncode == 2 and "script" in r.stderr
+    r = run("missing.py")
+    assert r.returncode == 2 and "missing.py" in r.stderr and "Traceback" not in r.stderr
