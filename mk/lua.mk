@@ -43,7 +43,7 @@ lua: $(B)/lua/ctx.so
 test-lua: $(B)/lua/ctx.so $(B)/lua/nosig/ctx.so $(B)/lua/host-tsan $(B)/lua/host $(B)/lua/closer
 	$(LUA_ENV) timeout 300 busted --lua=$(LUA) tests/lua
 	LUA_CPATH="$(CURDIR)/$(B)/lua/nosig/?.so;;" timeout 120 busted --lua=$(LUA) \
-	  tests/lua/run_spec.lua tests/lua/after_func_spec.lua
+	  tests/lua/run_spec.lua tests/lua/after_func_spec.lua tests/lua/execute_spec.lua
 	timeout 120 $(B)/lua/host tests/lua/host/hammer.lua
 	$(LUA_ENV) timeout 20 $(B)/lua/closer
 	@if command -v valgrind >/dev/null; then \

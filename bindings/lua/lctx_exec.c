@@ -22,35 +22,68 @@ static int pidfd_of(pid_t pid) {
 #endif
 }
 
-/* Waits for pid to exit or c (if not NULL) to end, through its fd, at most
+/* What ends a wait besides the child's exit: the context passed to execute
+** and those of the ctx.run calls around it (execute is a check point of
+** theirs, as c:wait and ctx.sleep are). */
+#define MAXCTX 9
+typedef struct watch {
+  int n;
+  ctx_t *c[MAXCTX];
+  int fd[MAXCTX];          /* readable once c[i] is done, or -1 */
+  int64_t d[MAXCTX];       /* c[i]'s deadline, CTX_FOREVER once expired by us */
+} watch;
+
+static int any_done(const watch *w) {
+  for (int i = 0; w && i < w->n; i++) if (ctx_done(w->c[i])) return 1;
+  return 0;
+}
+
+/* Waits for pid to exit, or for a context of w (if not NULL) to end, at most
 ** timeout_ms (-1: no limit). 1 and *status when pid exited, else 0. */
-static int wait_child(pid_t pid, int pidfd, ctx_t *c, int fd, int timeout_ms, int *status) {
-  int64_t limit = timeout_ms < 0 ? CTX_FOREVER : ctx_now() + (int64_t)timeout_ms * 1000000;
-  int64_t d = CTX_FOREVER;
-  if (c) ctx_deadline(c, &d);
+static int wait_child(pid_t pid, int pidfd, watch *w, int64_t timeout_ms, int *status) {
+  int64_t limit = timeout_ms < 0 || timeout_ms >= CTX_FOREVER / 1000000 - ctx_now() / 1000000
+                      ? CTX_FOREVER : ctx_now() + timeout_ms * 1000000;
+  int nw = w ? w->n : 0;
   for (;;) {
-    pid_t w = waitpid(pid, status, WNOHANG);
-    if (w == pid) return 1;
-    if (w < 0 && errno != EINTR) { *status = -1; return 1; }
-    int64_t now = ctx_now();
+    pid_t got = waitpid(pid, status, WNOHANG);
+    if (got == pid) return 1;
+    if (got < 0 && errno != EINTR) { *status = -1; return 1; }
+    if (any_done(w)) return 0;
+    int64_t now = ctx_now(), until = limit;
     if (now >= limit) return 0;
-    if (now >= d) {  /* the timer thread may be late on a loaded machine */
-      ctx_expire(c);
-      d = CTX_FOREVER;
+    for (int i = 0; i < nw; i++) {
+      if (now >= w->d[i]) {  /* the timer thread may be late on a loaded machine */
+        ctx_expire(w->c[i]);
+        w->d[i] = CTX_FOREVER;
+      }
+      if (w->d[i] < until) until = w->d[i];
     }
-    int64_t until = d < limit ? d : limit;
-    struct pollfd p[2];
-    int n = 0;
+    struct pollfd p[MAXCTX + 1];
+    nfds_t n = 0;
     if (pidfd >= 0) p[n++] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
-    if (fd >= 0) p[n++] = (struct pollfd){ .fd = fd, .events = POLLIN };
+    for (int i = 0; i < nw; i++)
+      if (w->fd[i] >= 0) p[n++] = (struct pollfd){ .fd = w->fd[i], .events = POLLIN };
     /* without a pidfd, poll the child every 5 ms */
     int64_t slice = until == CTX_FOREVER ? -1 : (until - now + 999999) / 1000000;
     if (pidfd < 0 && (slice < 0 || slice > 5)) slice = 5;
-    int r = poll(p, (nfds_t)n, (int)slice);
-    if (r > 0 && fd >= 0 && (p[n - 1].revents & POLLIN)) {
-      if (waitpid(pid, status, WNOHANG) == pid) return 1;
-      return 0;
-    }
+    if (slice > 60000) slice = 60000;  /* poll takes an int */
+    poll(p, n, (int)slice);  /* EINTR (ctx.run's signal, say): look again */
+  }
+}
+
+/* Adds c to w; raises only for out-of-memory or out of descriptors. */
+static void watch_add(lua_State *L, watch *w, ctx_t *c) {
+  if (w->n == MAXCTX) return;
+  int i = w->n++;
+  w->c[i] = c;
+  w->fd[i] = -1;
+  w->d[i] = CTX_FOREVER;
+  ctx_deadline(c, &w->d[i]);
+  /* the roots and WithoutCancel never end (CTX_EINVAL: they have no fd) */
+  if (ctx_deadline(c, NULL) || ctx_kind(c) != CTX_KIND_BACKGROUND) {
+    int fd = ctx_fd(c);
+    if (fd < 0 && fd != CTX_EINVAL) luaL_error(L, "ctx: %s", ctx_strerror(fd));
+    w->fd[i] = fd;
   }
 }
 
@@ -68,10 +101,15 @@ static int push_status(lua_State *L, int status) {
 }
 
 int lctx_execute(lua_State *L) {
-  lctx_enter(L);
+  lctx_S *S = lctx_enter(L);
   lctx_ud *u = lctx_check(L, 1, "execute");
-  const char *cmd = luaL_optstring(L, 2, NULL);
+  const char *cmd = NULL;
+  int t = lua_type(L, 2);
+  if (t == LUA_TSTRING || t == LUA_TNUMBER) cmd = lua_tostring(L, 2);
+  else if (t != LUA_TNONE && t != LUA_TNIL) lctx_typeerror(L, 2, "execute", "string");
   lua_Number grace = lua_isnoneornil(L, 3) ? 1.0 : lctx_checkseconds(L, 3, "execute");
+  lctx_runrec *stopped = lctx_run_stopped(S);
+  if (stopped) return lctx_run_raise(L, stopped);  /* a check point of ctx.run */
   if (ctx_done(u->c)) {  /* nothing runs */
     lua_pushnil(L);
     lctx_pusherr(L, ctx_err(u->c));
@@ -81,11 +119,9 @@ int lctx_execute(lua_State *L) {
     lua_pushboolean(L, access("/bin/sh", X_OK) == 0);
     return 1;
   }
-  int fd = -1;
-  if (ctx_deadline(u->c, NULL) || ctx_kind(u->c) != CTX_KIND_BACKGROUND) {
-    fd = ctx_fd(u->c);  /* readable once c is done */
-    if (fd < 0 && fd != CTX_EINVAL) return luaL_error(L, "ctx: %s", ctx_strerror(fd));
-  }
+  watch w = { 0 };
+  watch_add(L, &w, u->c);
+  for (lctx_runrec *r = S->runs; r; r = r->outer) watch_add(L, &w, r->c);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   posix_spawnattr_setpgroup(&attr, 0);  /* its own group, so all of it can be killed */
@@ -103,12 +139,13 @@ int lctx_execute(lua_State *L) {
   }
   int pidfd = pidfd_of(pid);
   int status;
-  int exited = wait_child(pid, pidfd, u->c, fd, -1, &status);
+  int exited = wait_child(pid, pidfd, &w, -1, &status);
   if (!exited) {
-    /* c ended: TERM the group, KILL it after the grace period, reap */
+    /* a context ended: TERM the group, KILL it after the grace period, reap
+    ** (milliseconds in 64 bits: a grace of weeks must not wrap around) */
     kill(-pid, SIGTERM);
-    int64_t ms = grace <= 0 ? 0 : grace >= 1e9 ? -1 : (int64_t)(grace * 1000 + 0.5);
-    if (!wait_child(pid, pidfd, NULL, -1, (int)ms, &status)) {
+    int64_t ms = grace <= 0 ? 0 : grace >= 9e12 ? -1 : (int64_t)(grace * 1000 + 0.5);
+    if (!wait_child(pid, pidfd, NULL, ms, &status)) {
       kill(-pid, SIGKILL);
       while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     }
@@ -116,6 +153,8 @@ int lctx_execute(lua_State *L) {
   }
   if (pidfd >= 0) close(pidfd);
   if (exited) return push_status(L, status);
+  if (!ctx_done(u->c) && (stopped = lctx_run_stopped(S)) != NULL)
+    return lctx_run_raise(L, stopped);  /* ended by a run's context: its stop */
   lua_pushnil(L);
   lctx_pusherr(L, ctx_err(u->c));
   return 2;

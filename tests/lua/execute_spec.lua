@@ -77,5 +77,55 @@ describe("ctx.execute", function()
       "bad argument #1 to 'execute' (ctx.Context expected, got nil)")
     assert.has_error(function() ctx.execute(bg, "true", 0/0) end,
       "bad argument #3 to 'execute' (seconds must not be NaN)")
+    -- named as the SPEC does even through pcall, where Lua's own check
+    -- would say 'ctx.execute'
+    local ok, err = pcall(ctx.execute, bg, {})
+    assert.is_false(ok)
+    assert.equal("bad argument #2 to 'execute' (string expected, got table)", err)
+    ok, err = pcall(ctx.execute, bg, "true", "soon")
+    assert.equal("bad argument #3 to 'execute' (number expected, got string)", err)
+    assert.same({ os.execute("exit 4") }, { ctx.execute(bg, 4 and "exit 4") })
+  end)
+
+  it("a grace of weeks is not cut short (no wrap-around)", function()
+    -- 4294968 s is 4294968000 ms: truncated to 32 bits, 704 ms
+    local c = ctx.with_timeout(bg, 0.05)
+    local t0 = ctx.now()
+    local ok, err = ctx.execute(c, "trap '' TERM; sleep 1.2", 4294968)
+    local took = ctx.now() - t0
+    assert.is_nil(ok)
+    assert.equal(ctx.deadline_exceeded, err)
+    assert.is_true(took >= 1.1, "took " .. took)
+  end)
+
+  it("is a check point of ctx.run: the run's context ending stops it", function()
+    local c = ctx.with_timeout(bg, 0.1)
+    local t0 = ctx.now()
+    local went_on
+    local ok, err = ctx.run(c, function()
+      ctx.execute(bg, "sleep 5")
+      went_on = true
+    end)
+    assert.is_false(ok)
+    assert.equal(ctx.deadline_exceeded, err)
+    assert.is_nil(went_on)
+    assert.is_true(ctx.now() - t0 < 1.5, "took " .. (ctx.now() - t0))
+    assert.same({}, children())
+    -- a run already stopped raises at once, running nothing
+    local marker = os.tmpname()
+    os.remove(marker)
+    local c2, cancel = ctx.with_cancel(bg)
+    ok, err = ctx.run(c2, function()
+      cancel()
+      pcall(ctx.execute, bg, "touch " .. marker)
+      went_on = "after"
+    end)
+    assert.is_false(ok)
+    assert.equal(ctx.canceled, err)
+    assert.is_nil(io.open(marker))
+    -- the command's own context ending returns nil, err as usual
+    local c3 = ctx.with_timeout(bg, 0.05)
+    assert.same({ true, nil, ctx.deadline_exceeded },
+      { ctx.run(bg, function() return ctx.execute(c3, "sleep 5") end) })
   end)
 end)
