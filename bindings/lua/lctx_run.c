@@ -204,6 +204,12 @@ static void run_hook(lua_State *L, lua_Debug *ar) {
       if ((r = lctx_run_stopped(S)) != NULL) stop(L, S, r);
       else if (lua_gethookcount(L) == 1 && !S->stopping) normal_mode(L, S);  /* a stale signal */
       return;
+    case LUA_HOOKLINE:
+      /* another tool's line hook (a coverage tool's): Lua counts down the
+      ** hook count on every traced instruction even with no count hook, and
+      ** a signal landing inside that decrement can leave the count hook
+      ** armed by the handler at a huge negative count, never firing; so
+      ** these events check the runs as calls do */
     case LUA_HOOKCALL:
     case LUA_HOOKTAILCALL:
       if (atomic_load_explicit(&S->pending, memory_order_relaxed)) lctx_drain(L, S);

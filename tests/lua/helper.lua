@@ -17,13 +17,15 @@ function H.rss()
   return res * 4096
 end
 
--- runs `code` in a fresh lua5.4 (module on the same path); output, status
-function H.run_lua(code, flags)
+-- runs `code` in a fresh lua5.4 (module on the same path), killed after
+-- `limit` seconds if given (status 124 then); output, status
+function H.run_lua(code, flags, limit)
   local path = os.tmpname()
   local f = assert(io.open(path, "w"))
   f:write(code)
   f:close()
-  local p = io.popen(string.format("lua5.4 %s %s 2>&1", flags or "", path))
+  local p = io.popen(string.format("%slua5.4 %s %s 2>&1",
+    limit and ("timeout -s KILL " .. limit .. " ") or "", flags or "", path))
   local out = p:read("a")
   local ok, _, status = p:close()
   os.remove(path)

@@ -218,6 +218,28 @@ describe("ctx.run", function()
     assert.is_true(lines > 3)
   end)
 
+  it("stops every time under another tool's line hook (a coverage tool's)", function()
+    -- a stop signal landing inside Lua's hook count decrement used to leave
+    -- the loop running forever: a child process, so a hang is a failure
+    local out, status = H.run_lua([[
+      local ctx = require "ctx"
+      local bg = ctx.background()
+      debug.sethook(function() end, "l")
+      for _ = 1, 500 do
+        local ok, err = ctx.run(ctx.with_timeout(bg, 0.002), function() while true do end end)
+        assert(ok == false and err == ctx.deadline_exceeded)
+        ok, err = ctx.run(ctx.with_timeout(bg, 0.002), function()
+          coroutine.wrap(function() while true do end end)()
+        end)
+        assert(ok == false and err == ctx.deadline_exceeded)
+      end
+      debug.sethook()
+      print("stopped")
+    ]], nil, 30)
+    assert.equal(0, status, out)
+    assert.equal("stopped\n", out)
+  end)
+
   it("checks its arguments", function()
     assert.has_error(function() ctx.run(nil, print) end,
       "bad argument #1 to 'run' (ctx.Context expected, got nil)")
