@@ -267,16 +267,20 @@ static void c_dealloc(CtxObject *self) {
 
 #define FC(f) (PyCFunction)(void (*)(void))(f)
 static PyMethodDef c_methods[] = {
-  { "done", FC(c_done), METH_NOARGS, "done() -> bool: never blocks." },
+  { "done", FC(c_done), METH_NOARGS, "done($self, /)\n--\n\n-> bool: never blocks." },
   { "wait", FC(c_wait), METH_VARARGS | METH_KEYWORDS,
-    "wait(timeout=None) -> bool: blocks (GIL released) until done or timeout." },
-  { "err", FC(c_err), METH_NOARGS, "err() -> Canceled | DeadlineExceeded | None" },
-  { "cause", FC(c_cause), METH_NOARGS, "cause() -> BaseException | None" },
-  { "check", FC(c_check), METH_NOARGS, "check(): raises err() if done." },
-  { "deadline", FC(c_deadline), METH_NOARGS, "deadline() -> float | None (epoch seconds)" },
-  { "remaining", FC(c_remaining), METH_NOARGS, "remaining() -> float | None (seconds left)" },
-  { "value", FC(c_value), METH_FASTCALL | METH_KEYWORDS, "value(key, default=None)" },
-  { "fileno", FC(c_fileno), METH_NOARGS, "fileno() -> int: readable once done; owned by c." },
+    "wait($self, /, timeout=None)\n--\n\n-> bool: blocks (GIL released) until done or timeout." },
+  { "err", FC(c_err), METH_NOARGS, "err($self, /)\n--\n\n-> Canceled | DeadlineExceeded | None" },
+  { "cause", FC(c_cause), METH_NOARGS, "cause($self, /)\n--\n\n-> BaseException | None" },
+  { "check", FC(c_check), METH_NOARGS, "check($self, /)\n--\n\nRaises err() if done." },
+  { "deadline", FC(c_deadline), METH_NOARGS,
+    "deadline($self, /)\n--\n\n-> float | None (epoch seconds)" },
+  { "remaining", FC(c_remaining), METH_NOARGS,
+    "remaining($self, /)\n--\n\n-> float | None (seconds left)" },
+  { "value", FC(c_value), METH_FASTCALL | METH_KEYWORDS,
+    "value($self, /, key, default=None)\n--\n\nThe innermost binding of key, else default." },
+  { "fileno", FC(c_fileno), METH_NOARGS,
+    "fileno($self, /)\n--\n\n-> int: readable once done; owned by c." },
   { NULL, NULL, 0, NULL } };
 
 static PyMemberDef c_members[] = {
@@ -300,7 +304,7 @@ PyType_Spec pyctx_context_spec = { "ctx.Context", sizeof(CtxObject), 0,
 
 static PyMethodDef sc_methods[] = {
   { "cancel", FC(sc_cancel), METH_FASTCALL | METH_KEYWORDS,
-    "cancel(cause=None): ends the scope's context now." },
+    "cancel($self, /, cause=None)\n--\n\nEnds the scope's context now." },
   { NULL, NULL, 0, NULL } };
 
 static PyType_Slot sc_slots[] = {

@@ -90,3 +90,59 @@ def test_value_none_key_is_a_type_error():
     with pytest.raises(TypeError):
         ctx.with_value(BG, None, 1)
     assert c.value("k", "default") is None  # a binding to None is a binding
+
+
+# The SPEC's signatures, as inspect sees them (keyword names matter: callers
+# may pass any parameter by name).
+SPEC_SIGNATURES = {
+    "background": "()", "todo": "()", "current": "()",
+    "with_cancel": "(parent)", "with_cancel_cause": "(parent)",
+    "with_deadline": "(parent, when)", "with_deadline_cause": "(parent, when, cause)",
+    "with_timeout": "(parent, seconds)", "with_timeout_cause": "(parent, seconds, cause)",
+    "with_value": "(parent, key, value)", "without_cancel": "(parent)",
+    "after_func": "(c, fn)", "cause": "(c)",
+    "scope": "(parent=None)",
+    "timeout": "(seconds, parent=None, *, interrupt=False)",
+    "deadline": "(when, parent=None, *, interrupt=False)",
+    "sleep": "(seconds, c=None)",
+}
+SPEC_METHODS = {
+    "done": "(self, /)", "wait": "(self, /, timeout=None)", "err": "(self, /)",
+    "cause": "(self, /)", "check": "(self, /)", "deadline": "(self, /)",
+    "remaining": "(self, /)", "value": "(self, /, key, default=None)", "fileno": "(self, /)",
+}
+
+
+def test_signatures_are_the_spec_ones():
+    import inspect
+    for name, sig in SPEC_SIGNATURES.items():
+        assert str(inspect.signature(getattr(ctx, name))) == sig, name
+    for name, sig in SPEC_METHODS.items():
+        assert str(inspect.signature(getattr(ctx.Context, name))) == sig, name
+    assert str(inspect.signature(ctx.ScopeContext.cancel)) == "(self, /, cause=None)"
+
+
+def test_stubs_name_the_runtime_parameters():
+    import ast
+    import inspect
+    import os
+    stub = os.path.join(os.path.dirname(ctx.__file__), "__init__.pyi")
+    tree = ast.parse(open(stub).read())
+
+    def params(fn):
+        a = fn.args
+        return ([p.arg for p in a.args if p.arg != "self"],
+                [p.arg for p in a.kwonlyargs])
+    funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    for name in list(SPEC_SIGNATURES) + ["run_process"]:
+        sig = inspect.signature(getattr(ctx, name))
+        pos = [p.name for p in sig.parameters.values()
+               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        kwo = [p.name for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY]
+        assert params(funcs[name]) == (pos, kwo), name
+    methods = {n.name: n for n in classes["Context"].body if isinstance(n, ast.FunctionDef)}
+    for name in SPEC_METHODS:
+        sig = inspect.signature(getattr(ctx.Context, name))
+        pos = [p.name for p in sig.parameters.values() if p.name != "self"]
+        assert params(methods[name]) == (pos, []), name
