@@ -100,6 +100,9 @@ struct lctx_S {
   lua_Hook idle_hook;
   int idle_mask, idle_count;
   int stopping;            /* a stop was raised and is on its way out */
+  /* while an after_func callback runs, the runs it interrupted (this one and
+  ** those outside it) are out of its reach: their stops wait for its end */
+  struct lctx_runrec *barrier;
   lua_State *volatile cur;
   lua_State *volatile seen[LCTX_NSEEN];  /* pinned in the registry */
   int seen_next;
@@ -186,7 +189,7 @@ int lctx_execute(lua_State *L);
 /* Called with S->mu held when a callback is queued: makes an active ctx.run
 ** look at its queue even in a loop that makes no call. */
 void lctx_run_poke(lctx_S *S);
-/* The innermost active run whose context is done, or NULL. */
+/* The outermost active run (above the barrier) whose context is done, or NULL. */
 lctx_runrec *lctx_run_stopped(lctx_S *S);
 /* Raises the error of the run's context, as the stop of that run. */
 int lctx_run_raise(lua_State *L, lctx_runrec *r);

@@ -121,7 +121,7 @@ int lctx_execute(lua_State *L) {
   }
   watch w = { 0 };
   watch_add(L, &w, u->c);
-  for (lctx_runrec *r = S->runs; r; r = r->outer) watch_add(L, &w, r->c);
+  for (lctx_runrec *r = S->runs; r != S->barrier; r = r->outer) watch_add(L, &w, r->c);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   posix_spawnattr_setpgroup(&attr, 0);  /* its own group, so all of it can be killed */

@@ -27,7 +27,7 @@ static _Thread_local lctx_S *volatile tl_S;  /* the hub of this thread's runs */
 
 lctx_runrec *lctx_run_stopped(lctx_S *S) {
   lctx_runrec *stopped = NULL;
-  for (lctx_runrec *r = S->runs; r; r = r->outer)
+  for (lctx_runrec *r = S->runs; r != S->barrier; r = r->outer)
     if (ctx_done(r->c)) stopped = r;  /* the outermost: inner runs pass it on */
   return stopped;
 }
@@ -202,7 +202,9 @@ static void run_hook(lua_State *L, lua_Debug *ar) {
     case LUA_HOOKCOUNT:
       if (atomic_load_explicit(&S->pending, memory_order_relaxed)) lctx_drain(L, S);
       if ((r = lctx_run_stopped(S)) != NULL) stop(L, S, r);
-      else if (lua_gethookcount(L) == 1 && !S->stopping) normal_mode(L, S);  /* a stale signal */
+      /* a stale signal; but not inside a callback, whose runs behind the
+      ** barrier may have ended: their stop needs the count hook after it */
+      else if (lua_gethookcount(L) == 1 && !S->stopping && !S->barrier) normal_mode(L, S);
       return;
     case LUA_HOOKLINE:
       /* another tool's line hook (a coverage tool's): Lua counts down the

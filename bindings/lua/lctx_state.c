@@ -165,18 +165,31 @@ lctx_af *lctx_af_new(lctx_S *S) {
 
 static void warn_error(lua_State *L) {
   const char *msg = lua_tostring(L, -1);
+  ctx_err_t *e = luaL_testudata(L, -1, LCTX_ERR_MT);
+  if (e) msg = ctx_err_string(*e);       /* ctx.canceled: say so */
   if (!msg) msg = luaL_typename(L, -1);  /* no __tostring: it could raise again */
   lua_warning(L, "ctx: error in after_func callback: ", 1);
   lua_warning(L, msg, 0);
   lua_pop(L, 1);
 }
 
+/* A callback delivered inside a ctx.run (by a cancel call, a check of the
+** run) is not part of the run's fn: a stop of that run must not cut it short
+** (nor be reported as its error); it is raised once the callback is over.
+** Runs the callback starts itself work as usual. */
 void lctx_af_fn(void *arg) {
   lctx_af *af = arg;
   lua_State *L = af->L;
   if (!L) return;
+  lctx_S *S = af->rel.S;
+  lctx_runrec *barrier = S->barrier;
+  int stopping = S->stopping;
+  S->barrier = S->runs;
+  S->stopping = 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, af->rel.ref);
   if (lua_pcall(L, 0, 0, 0) != LUA_OK) warn_error(L);
+  S->barrier = barrier;
+  S->stopping = stopping;
 }
 
 /* Runs what other threads queued for this state, until nothing is left
@@ -273,7 +286,8 @@ int lctx_wait(lua_State *L, lctx_S *S, ctx_t *c, int64_t until) {
     ctx_after_t *h[MAXWATCH];
     int nh = 0;
     h[nh++] = lctx_watch(S, c);
-    for (lctx_runrec *r = S->runs; r && nh < MAXWATCH; r = r->outer) h[nh++] = lctx_watch(S, r->c);
+    for (lctx_runrec *r = S->runs; r != S->barrier && nh < MAXWATCH; r = r->outer)
+      h[nh++] = lctx_watch(S, r->c);
     for (int i = 0; i < nh; i++)
       if (!h[i]) {
         for (int j = 0; j < nh; j++) if (h[j]) lctx_unwatch(h[j]);

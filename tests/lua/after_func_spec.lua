@@ -185,6 +185,45 @@ describe("callback delivery", function()
     assert.matches("after cancel", out)
   end)
 
+  it("a ctx.Error raised by a callback is reported by its message", function()
+    local out = H.run_lua([[
+      local ctx = require "ctx"
+      local c, cancel = ctx.with_cancel(ctx.background())
+      ctx.after_func(c, function() error(ctx.deadline_exceeded) end)
+      cancel()
+    ]], "-W")
+    assert.matches("ctx: error in after_func callback: context deadline exceeded", out)
+  end)
+
+  it("a callback delivered inside a stopped ctx.run runs to its end, then the run stops", function()
+    -- the run's stop used to be raised inside the callback: cut short, and
+    -- warned about as the callback's own error
+    local out, status = H.run_lua([[
+      local ctx = require "ctx"
+      local bg = ctx.background()
+      local c, cancel = ctx.with_cancel(bg)
+      local steps = {}
+      local ok, err = ctx.run(c, function()
+        ctx.after_func(c, function()
+          local function f(x) return x + 1 end
+          local n = 0
+          for _ = 1, 5000 do n = f(n) end  -- calls and instructions: the run's checks
+          steps[#steps + 1] = n
+          steps[#steps + 1] = tostring(ctx.sleep(bg, 0.001))  -- no stop in its waits either
+          -- runs of its own stop as usual
+          local iok, ierr = ctx.run(ctx.with_timeout(bg, 0.02), function() while true do end end)
+          steps[#steps + 1] = tostring(iok) .. " " .. tostring(ierr)
+          steps[#steps + 1] = select(2, ctx.run(bg, function() return "inner" end))
+        end)
+        cancel()  -- delivers the callback, then the stop
+        while true do end
+      end)
+      print(ok, err, table.concat(steps, ","))
+    ]], "-W", 20)
+    assert.equal(0, status, out)
+    assert.equal("false\tcontext canceled\t5000,true,false context deadline exceeded,inner\n", out)
+  end)
+
   it("callbacks run on the registering state, in a coroutine too", function()
     local c, cancel = ctx.with_cancel(bg)
     local seen
