@@ -63,9 +63,23 @@ static void fire_async(ctxstate *st, ScopeObject *s) {
   PyThreadState_SetAsyncExc(ith->tid, (PyObject *)st->Interrupt);
 }
 
+/* Whether an outer scope's stop was raised while S was active: S's context,
+** its child, ended with it, and raising S's own stop as well would hit the
+** code handling the first one; the outer stop is raised again when S exits
+** if that code swallowed it. */
+static int covered(ScopeObject *s) {
+  for (ScopeObject *o = s->outer; o; o = o->outer)
+    if (o->istate == IS_FIRED && o->delivered_depth >= s->depth) return 1;
+  return 0;
+}
+
 static void interrupt_fn(void *arg) {
   ScopeObject *s = arg;
   if (s->istate != IS_ACTIVE) return;  /* exited (or already raised) */
+  if (covered(s)) {
+    s->istate = IS_FIRED;
+    return;
+  }
   ctxstate *st = pyctx_state_of(Py_TYPE(s));
   if (!st) { PyErr_Clear(); return; }
   if (PyThread_get_thread_ident() == s->ith->tid) {
@@ -104,6 +118,10 @@ int pyctx_interrupt_poll(ctxstate *st, int *fds, int max, int *nfds) {
     ScopeObject *s = chain[i];
     if (s->istate != IS_ACTIVE) continue;
     if (ctx_done(s->active->c)) {
+      if (covered(s)) {
+        s->istate = IS_FIRED;
+        continue;
+      }
       deliver(st, s);
       return -1;
     }

@@ -88,6 +88,58 @@ def test_nested_outer_stop_not_swallowed():
     assert caught and time.monotonic() - t0 < 1
 
 
+def _outer_stop_caught_inside_inner(blocker):
+    # the outer scope ends while the code sits in an inner one; the inner
+    # context ends with it (a child), but only one stop may hit the code: its
+    # handler runs to the end, then leaving the inner scope raises it again
+    seen = []
+    try:
+        with ctx.timeout(0.05, interrupt=True):
+            try:
+                with ctx.timeout(100, interrupt=True):
+                    try:
+                        blocker()
+                    except ctx.DeadlineExceeded:
+                        seen.append("caught")
+                    for _ in range(300000):  # cleanup long enough to be hit
+                        pass
+                    seen.append("handler done")
+                seen.append("inner exited normally")
+            except ctx.DeadlineExceeded:
+                seen.append("raised at inner exit")
+            for _ in range(100000):
+                pass
+            seen.append("outer block done")
+    except ctx.DeadlineExceeded:
+        seen.append("outer raised")
+    return seen
+
+
+def _busy():
+    while True:
+        pass
+
+
+BLOCKERS = [_busy, lambda: time.sleep(10), lambda: ctx.sleep(10, ctx.background()),
+            lambda: ctx.background().wait(10)]
+
+
+@pytest.mark.parametrize("blocker", BLOCKERS)
+def test_outer_stop_raised_once_inside_inner_scope(blocker):
+    assert _outer_stop_caught_inside_inner(blocker) == [
+        "caught", "handler done", "raised at inner exit", "outer block done"]
+
+
+# time.sleep blocks other threads for good: only the main thread gets a signal
+@pytest.mark.parametrize("blocker", [b for b in BLOCKERS if b is not BLOCKERS[1]])
+def test_outer_stop_raised_once_inside_inner_scope_in_thread(blocker):
+    box = []
+    t = threading.Thread(target=lambda: box.append(_outer_stop_caught_inside_inner(blocker)))
+    t.start()
+    t.join(10)
+    assert box == [["caught", "handler done", "raised at inner exit", "outer block done"]]
+
+
 def test_nested_raises_the_error_of_the_scope_that_ended():
     why = KeyError("outer stopped")
     with pytest.raises(ctx.Canceled) as info:
