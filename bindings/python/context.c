@@ -116,8 +116,10 @@ static PyObject *c_check(CtxObject *self, PyObject *u) {
   if (!ctx_done(self->c)) Py_RETURN_NONE;
   PyObject *e = pyctx_err_instance(STATE(self), self);
   if (!e) return NULL;
-  /* the instance is reused: do not let tracebacks pile up on it */
+  /* the instance is reused: do not let tracebacks pile up on it, nor an
+  ** exception handled at an earlier check() stay on it as __context__ */
   PyException_SetTraceback(e, Py_None);
+  PyException_SetContext(e, NULL);
   PyErr_SetObject((PyObject *)Py_TYPE(e), e);
   Py_DECREF(e);
   return NULL;

@@ -146,3 +146,18 @@ def test_stubs_name_the_runtime_parameters():
         sig = inspect.signature(getattr(ctx.Context, name))
         pos = [p.name for p in sig.parameters.values() if p.name != "self"]
         assert params(methods[name]) == (pos, []), name
+
+
+def test_check_raises_err_without_stale_context():
+    c, cancel = ctx.with_cancel(BG)
+    cancel()
+    try:
+        raise KeyError("handled elsewhere")
+    except KeyError:
+        with pytest.raises(ctx.Canceled) as first:
+            c.check()
+    assert first.value is c.err()
+    with pytest.raises(ctx.Canceled) as again:
+        c.check()
+    assert again.value is c.err()
+    assert again.value.__context__ is None and again.value.__cause__ is None
