@@ -65,6 +65,11 @@ def run_process(args: Any, c: Any = None, *, grace: float = 1.0,
     """Like subprocess.run; when c ends, the child's process group gets SIGTERM,
     then SIGKILL after `grace` seconds, is reaped, and c.err() is raised."""
     c = _current_or(c)
+    # checked now, not when c ends: a bad grace would then leave the child alive
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)):
+        raise TypeError("grace must be int or float, not %s" % type(grace).__name__)
+    if grace != grace:
+        raise ValueError("grace must not be NaN")
     c.check()  # already done: run nothing
     kw: Dict[str, Any] = dict(popen_kwargs)
     inp = kw.pop("input", None)

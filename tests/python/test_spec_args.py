@@ -161,3 +161,12 @@ def test_check_raises_err_without_stale_context():
         c.check()
     assert again.value is c.err()
     assert again.value.__context__ is None and again.value.__cause__ is None
+
+
+@pytest.mark.parametrize("grace, exc", [("1", TypeError), (None, TypeError),
+                                        (True, TypeError), (float("nan"), ValueError)])
+def test_run_process_checks_grace_before_running(tmp_path, grace, exc):
+    marker = tmp_path / "ran"
+    with pytest.raises(exc):
+        ctx.run_process(["touch", str(marker)], grace=grace)
+    assert not marker.exists()
