@@ -291,13 +291,16 @@ static int l_after_func(lua_State *L) {
 
 /* ---- queries ---- */
 
+/* done(), err() and cause() that see c done first run the callbacks that
+** its end made pending (a loop polling c:done() sees them run) */
 static int l_cause(lua_State *L) {
-  lctx_enter(L);
+  lctx_S *S = lctx_enter(L);
   lctx_ud *u = lctx_check(L, 1, "cause");
   ctx_err_t err = ctx_err(u->c);
   if (err == CTX_ERR_NONE) {
     lua_pushnil(L);
   } else {
+    lctx_settle(L, S);
     lctx_rel *r = ctx_cause(u->c);
     if (r) lua_rawgeti(L, LUA_REGISTRYINDEX, r->ref);
     else lctx_pusherr(L, err);
@@ -306,16 +309,20 @@ static int l_cause(lua_State *L) {
 }
 
 static int m_done(lua_State *L) {
-  lctx_enter(L);
+  lctx_S *S = lctx_enter(L);
   lctx_ud *u = lctx_check(L, 1, "done");
-  lua_pushboolean(L, ctx_done(u->c));
+  int done = ctx_done(u->c);
+  if (done) lctx_settle(L, S);
+  lua_pushboolean(L, done);
   return 1;
 }
 
 static int m_err(lua_State *L) {
-  lctx_enter(L);
+  lctx_S *S = lctx_enter(L);
   lctx_ud *u = lctx_check(L, 1, "err");
-  lctx_pusherr(L, ctx_err(u->c));
+  ctx_err_t err = ctx_err(u->c);
+  if (err != CTX_ERR_NONE) lctx_settle(L, S);
+  lctx_pusherr(L, err);
   return 1;
 }
 

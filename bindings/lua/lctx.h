@@ -140,6 +140,10 @@ lctx_rel *lctx_cause_new(lctx_S *S);
 /* Blocks until c is done or `until` (ctx_now scale) passes, running callbacks
 ** of this state that become pending meanwhile; 1 if c is done. */
 int lctx_wait(lua_State *L, lctx_S *S, ctx_t *c, int64_t until);
+/* A context was seen done: once this state's callbacks on done contexts are
+** queued (the ending thread sets done before it hands them on), runs them,
+** so that whoever sees a context done sees its callbacks have run. */
+void lctx_settle(lua_State *L, lctx_S *S);
 /* Registers a wake-up on c so that a wait of this state returns when c
 ** ends; NULL when out of memory. */
 ctx_after_t *lctx_watch(lctx_S *S, ctx_t *c);

@@ -111,6 +111,7 @@ int lctx_execute(lua_State *L) {
   lctx_runrec *stopped = lctx_run_stopped(S);
   if (stopped) return lctx_run_raise(L, stopped);  /* a check point of ctx.run */
   if (ctx_done(u->c)) {  /* nothing runs */
+    lctx_settle(L, S);
     lua_pushnil(L);
     lctx_pusherr(L, ctx_err(u->c));
     return 2;
@@ -155,6 +156,7 @@ int lctx_execute(lua_State *L) {
   if (exited) return push_status(L, status);
   if (!ctx_done(u->c) && (stopped = lctx_run_stopped(S)) != NULL)
     return lctx_run_raise(L, stopped);  /* ended by a run's context: its stop */
+  lctx_settle(L, S);
   lua_pushnil(L);
   lctx_pusherr(L, ctx_err(u->c));
   return 2;

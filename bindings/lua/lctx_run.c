@@ -236,6 +236,7 @@ int lctx_run(lua_State *L) {
   lctx_runrec *outer_stop = lctx_run_stopped(S);
   if (outer_stop) return lctx_run_raise(L, outer_stop);  /* a check point too */
   if (ctx_done(u->c)) {  /* nothing runs */
+    lctx_settle(L, S);
     lua_pushboolean(L, 0);
     lctx_pusherr(L, ctx_err(u->c));
     return 2;
@@ -301,6 +302,7 @@ int lctx_run(lua_State *L) {
   if (status == LUA_OK) lua_settop(L, 2);  /* keep one slot: [c, err] */
   lua_pushboolean(L, 0);
   if (ctx_done(u->c)) {     /* stopped: c's error */
+    lctx_settle(L, S);
     lctx_pusherr(L, ctx_err(u->c));
     return 2;
   }

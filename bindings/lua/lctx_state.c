@@ -278,6 +278,11 @@ static void settle(lctx_S *S) {
   pthread_mutex_unlock(&S->mu);
 }
 
+void lctx_settle(lua_State *L, lctx_S *S) {
+  settle(S);
+  if (atomic_load_explicit(&S->pending, memory_order_relaxed)) lctx_drain(L, S);
+}
+
 /* Also wakes when the context of an active ctx.run ends: the stop is raised
 ** here, a check point of the run, rather than after the whole wait. */
 int lctx_wait(lua_State *L, lctx_S *S, ctx_t *c, int64_t until) {

@@ -154,6 +154,29 @@ describe("callback delivery", function()
     end
   end)
 
+  it("the call that first sees a context done has run its callbacks", function()
+    -- the timer thread sets done before it hands the callbacks on: a loop
+    -- polling c:done() used to see done with them still on their way
+    local seen = { done = 0, err = 0, cause = 0, run = 0, execute = 0 }
+    local probes = {
+      done = function(c) return c:done() end,
+      err = function(c) return c:err() ~= nil end,
+      cause = function(c) return ctx.cause(c) ~= nil end,
+      run = function(c) return ctx.run(c, function() end) == false end,
+      execute = function(c) return ctx.execute(c, "true") == nil end,
+    }
+    for name, probe in pairs(probes) do
+      for _ = 1, 100 do
+        local c = ctx.with_timeout(bg, 0.0003)
+        local n = 0
+        for _ = 1, 3 do ctx.after_func(c, function() n = n + 1 end) end
+        repeat until probe(c)
+        if n == 3 then seen[name] = seen[name] + 1 end
+      end
+    end
+    assert.same({ done = 100, err = 100, cause = 100, run = 100, execute = 100 }, seen)
+  end)
+
   it("wait wakes at once when its context ends", function()
     local c = ctx.with_timeout(bg, 0.03)
     local t0 = ctx.now()
