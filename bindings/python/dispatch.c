@@ -21,19 +21,28 @@ void pyctx_set_main_ident(unsigned long id) { g_main_ident = id; }
 typedef struct dnode { struct dnode *next; void *obj; } dnode_t;
 static _Atomic(dnode_t *) g_deferred = NULL;
 
-/* the dispatcher queue: plain mutex + condvar, usable from the timer thread */
+/* A dispatcher queue and its thread: plain mutex + condvar, usable from the
+** timer thread. User after_func callbacks have one, the library's own
+** (scope stops, async with, wait_async) another, so that a slow user
+** callback never holds up the stop of a scope whose deadline passed. */
 typedef struct qnode { struct qnode *next; ctx_after_t *a; } qnode_t;
-static struct {
+typedef struct {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   qnode_t *head, *tail;
-  int started;       /* a dispatcher thread was started in this process */
-} Q = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0 };
+  int started;       /* its thread was started in this process */
+  const char *name;  /* the thread's name */
+} dqueue_t;
+static dqueue_t QS[2] = {
+  { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, "ctx-dispatcher" },
+  { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, "ctx-stopper" } };
 
 static void wake_dispatcher(void) {
-  pthread_mutex_lock(&Q.mu);
-  pthread_cond_signal(&Q.cv);
-  pthread_mutex_unlock(&Q.mu);
+  for (int i = 0; i < 2; i++) {  /* either drains the deferred releases */
+    pthread_mutex_lock(&QS[i].mu);
+    pthread_cond_signal(&QS[i].cv);
+    pthread_mutex_unlock(&QS[i].mu);
+  }
 }
 
 void pyctx_release(void *obj) {
@@ -63,20 +72,29 @@ static void drain_deferred(void) {
 
 /* ---- executors ---- */
 
-static void dispatcher_submit(ctx_executor_t *self, ctx_after_t *a) {
-  (void)self;
+static void queue_submit(dqueue_t *q, ctx_after_t *a) {
   if (!atomic_load(&g_alive)) return;  /* exiting: the callback is dropped */
   qnode_t *n;
   while (!(n = malloc(sizeof *n))) sched_yield();
   n->a = a;
   n->next = NULL;
-  pthread_mutex_lock(&Q.mu);
-  if (Q.tail) Q.tail->next = n; else Q.head = n;
-  Q.tail = n;
-  pthread_cond_signal(&Q.cv);
-  pthread_mutex_unlock(&Q.mu);
+  pthread_mutex_lock(&q->mu);
+  if (q->tail) q->tail->next = n; else q->head = n;
+  q->tail = n;
+  pthread_cond_signal(&q->cv);
+  pthread_mutex_unlock(&q->mu);
 }
-ctx_executor_t pyctx_dispatcher = { dispatcher_submit };
+
+static void user_submit(ctx_executor_t *self, ctx_after_t *a) {
+  (void)self;
+  queue_submit(&QS[PYCTX_Q_USER], a);
+}
+static void internal_submit(ctx_executor_t *self, ctx_after_t *a) {
+  (void)self;
+  queue_submit(&QS[PYCTX_Q_INTERNAL], a);
+}
+ctx_executor_t pyctx_dispatcher = { user_submit };
+ctx_executor_t pyctx_internal_dispatcher = { internal_submit };
 
 /* An exception a callback wants raised in the main thread's pending call. */
 static int pending_run(void *arg) {
@@ -95,7 +113,7 @@ static atomic_int g_wake_sig = 0;
 static void main_submit(ctx_executor_t *self, ctx_after_t *a) {
   (void)self;
   if (!atomic_load(&g_alive)) return;
-  if (Py_AddPendingCall(pending_run, a) != 0) dispatcher_submit(self, a);
+  if (Py_AddPendingCall(pending_run, a) != 0) internal_submit(self, a);
   int sig = atomic_load(&g_wake_sig);
   if (sig) pthread_kill((pthread_t)g_main_ident, sig);
 }
@@ -130,17 +148,24 @@ int pyctx_install_wake(ctxstate *st) {
 }
 ctx_executor_t pyctx_main_executor = { main_submit };
 
-PyObject *pyctx_dispatch_loop(PyObject *mod, PyObject *unused) {
-  (void)mod; (void)unused;
+/* _dispatch_loop(which): the body of a dispatcher thread. */
+PyObject *pyctx_dispatch_loop(PyObject *mod, PyObject *which) {
+  (void)mod;
+  long w = PyLong_AsLong(which);
+  if (w != PYCTX_Q_USER && w != PYCTX_Q_INTERNAL) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "no such dispatcher");
+    return NULL;
+  }
+  dqueue_t *q = &QS[w];
   for (;;) {
     qnode_t *batch;
     Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&Q.mu);
-    while ((!Q.head && !atomic_load(&g_deferred)) || !atomic_load(&g_alive))
-      pthread_cond_wait(&Q.cv, &Q.mu);
-    batch = Q.head;
-    Q.head = Q.tail = NULL;
-    pthread_mutex_unlock(&Q.mu);
+    pthread_mutex_lock(&q->mu);
+    while ((!q->head && !atomic_load(&g_deferred)) || !atomic_load(&g_alive))
+      pthread_cond_wait(&q->cv, &q->mu);
+    batch = q->head;
+    q->head = q->tail = NULL;
+    pthread_mutex_unlock(&q->mu);
     Py_END_ALLOW_THREADS
     drain_deferred();
     while (batch) {
@@ -155,15 +180,16 @@ PyObject *pyctx_dispatch_loop(PyObject *mod, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
-int pyctx_ensure_dispatcher(ctxstate *st) {
-  if (Q.started) return 0;
+int pyctx_ensure_dispatcher(ctxstate *st, int which) {
+  dqueue_t *q = &QS[which];
+  if (q->started) return 0;
   PyObject *threading = PyImport_ImportModule("threading");
   if (!threading) return -1;
   PyObject *cls = PyObject_GetAttrString(threading, "Thread");
   Py_DECREF(threading);
   if (!cls) return -1;
-  PyObject *kw = Py_BuildValue("{sOsOss}", "target", st->dispatch_loop,
-                               "daemon", Py_True, "name", "ctx-dispatcher");
+  PyObject *kw = Py_BuildValue("{sOs(i)sOss}", "target", st->dispatch_loop, "args", which,
+                               "daemon", Py_True, "name", q->name);
   PyObject *empty = PyTuple_New(0);
   PyObject *t = (kw && empty) ? PyObject_Call(cls, empty, kw) : NULL;
   Py_XDECREF(empty);
@@ -174,7 +200,7 @@ int pyctx_ensure_dispatcher(ctxstate *st) {
   Py_DECREF(t);
   if (!r) return -1;
   Py_DECREF(r);
-  Q.started = 1;
+  q->started = 1;
   return 0;
 }
 
@@ -195,13 +221,15 @@ PyObject *pyctx_shutdown(PyObject *mod, PyObject *unused) {
 
 PyObject *pyctx_after_fork_child(PyObject *mod, PyObject *unused) {
   (void)unused;
-  /* the dispatcher did not survive the fork, and may have held the lock */
-  pthread_mutex_init(&Q.mu, NULL);
-  pthread_cond_init(&Q.cv, NULL);
+  /* the dispatchers did not survive the fork, and may have held their locks */
   g_main_ident = PyThread_get_thread_ident();
-  int was = Q.started;
-  Q.started = 0;
-  if (was && pyctx_ensure_dispatcher(PyModule_GetState(mod)) < 0) return NULL;
+  for (int i = 0; i < 2; i++) {
+    pthread_mutex_init(&QS[i].mu, NULL);
+    pthread_cond_init(&QS[i].cv, NULL);
+    int was = QS[i].started;
+    QS[i].started = 0;
+    if (was && pyctx_ensure_dispatcher(PyModule_GetState(mod), i) < 0) return NULL;
+  }
   Py_RETURN_NONE;
 }
 

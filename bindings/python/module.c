@@ -331,7 +331,8 @@ static void call_user(void *arg) {
   else PyErr_WriteUnraisable((PyObject *)arg);
 }
 
-static PyObject *f_after_func(PyObject *m, PyObject *const *a0, Py_ssize_t n, PyObject *kwn) {
+static PyObject *after_func_on(PyObject *m, PyObject *const *a0, Py_ssize_t n,
+                               PyObject *kwn, int which) {
   static const char *const names[] = { "c", "fn" };
   ctxstate *st = ST(m);
   ctx_t *c;
@@ -346,18 +347,31 @@ static PyObject *f_after_func(PyObject *m, PyObject *const *a0, Py_ssize_t n, Py
     PyErr_Format(PyExc_TypeError, "fn must be callable, not %.100s", Py_TYPE(a[1])->tp_name);
     return NULL;
   }
-  if (pyctx_ensure_dispatcher(st) < 0) return NULL;
+  if (pyctx_ensure_dispatcher(st, which) < 0) return NULL;
   StopObject *s = PyObject_New(StopObject, st->Stop);
   if (!s) return NULL;
   s->a = NULL;
   Py_INCREF(a[1]);
-  int rc = ctx_after_func(c, call_user, a[1], pyctx_release, &pyctx_dispatcher, &s->a);
+  int rc = ctx_after_func(c, call_user, a[1], pyctx_release,
+                          which == PYCTX_Q_USER ? &pyctx_dispatcher : &pyctx_internal_dispatcher,
+                          &s->a);
   if (rc) {  /* not taken on failure */
     Py_DECREF(a[1]);
     Py_DECREF(s);
     return pyctx_check_rc(rc), NULL;
   }
   return (PyObject *)s;
+}
+
+static PyObject *f_after_func(PyObject *m, PyObject *const *a, Py_ssize_t n, PyObject *k) {
+  return after_func_on(m, a, n, k, PYCTX_Q_USER);
+}
+
+/* _after_func_internal(c, fn): for the library's own quick callbacks
+** (async with, wait_async), on the thread user callbacks cannot hold up. */
+static PyObject *f_after_func_internal(PyObject *m, PyObject *const *a, Py_ssize_t n,
+                                       PyObject *k) {
+  return after_func_on(m, a, n, k, PYCTX_Q_INTERNAL);
 }
 
 static PyObject *f_cause(PyObject *m, PyObject *const *a, Py_ssize_t n, PyObject *kwn) {
@@ -513,7 +527,8 @@ static PyMethodDef mod_methods[] = {
   { "_interrupt_check", pyctx_interrupt_check, METH_NOARGS, NULL },
   { "_wake", pyctx_wake, METH_VARARGS, NULL },
   { "_num_children", f_num_children, METH_O, NULL },
-  { "_dispatch_loop", pyctx_dispatch_loop, METH_NOARGS, NULL },
+  { "_dispatch_loop", pyctx_dispatch_loop, METH_O, NULL },
+  { "_after_func_internal", FC(f_after_func_internal), METH_FASTCALL | METH_KEYWORDS, NULL },
   { "_shutdown", pyctx_shutdown, METH_NOARGS, NULL },
   { "_after_fork_child", pyctx_after_fork_child, METH_NOARGS, NULL },
   { NULL, NULL, 0, NULL } };

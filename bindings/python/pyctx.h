@@ -65,9 +65,12 @@ extern PyModuleDef pyctx_module;
 /* module.c (and dispatch.c) */
 ctxstate *pyctx_state_of(PyTypeObject *tp);
 void pyctx_release(void *obj);        /* Py_DECREF from any thread */
-extern ctx_executor_t pyctx_dispatcher;
+/* user after_func callbacks run on one dispatcher thread, the library's own
+** (scope stops, async with, wait_async) on another */
+enum { PYCTX_Q_USER, PYCTX_Q_INTERNAL };
+extern ctx_executor_t pyctx_dispatcher, pyctx_internal_dispatcher;
 extern ctx_executor_t pyctx_main_executor;
-int pyctx_ensure_dispatcher(ctxstate *st);
+int pyctx_ensure_dispatcher(ctxstate *st, int which);
 int pyctx_install_wake(ctxstate *st);  /* main thread only */
 int pyctx_wake_sig(void);              /* 0 when not installed */
 int pyctx_check_rc(int rc);           /* CTX_E* -> Python exception, -1 */
@@ -80,7 +83,7 @@ unsigned long pyctx_main_ident(void);
 
 /* dispatch.c */
 void pyctx_set_main_ident(unsigned long id);
-PyObject *pyctx_dispatch_loop(PyObject *mod, PyObject *unused);
+PyObject *pyctx_dispatch_loop(PyObject *mod, PyObject *which);
 PyObject *pyctx_shutdown(PyObject *mod, PyObject *unused);
 PyObject *pyctx_after_fork_child(PyObject *mod, PyObject *unused);
 PyObject *pyctx_wake(PyObject *mod, PyObject *args);

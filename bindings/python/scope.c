@@ -187,7 +187,7 @@ static int interrupt_enter(ctxstate *st, ScopeObject *s) {
   ithread_t *ith = tls_ith;
   unsigned long tid = PyThread_get_thread_ident();
   int is_main = tid == pyctx_main_ident();
-  if (!is_main && pyctx_ensure_dispatcher(st) < 0) return -1;
+  if (!is_main && pyctx_ensure_dispatcher(st, PYCTX_Q_INTERNAL) < 0) return -1;
   if (is_main && pyctx_install_wake(st) < 0) return -1;
   if (!ith) {
     if (!(ith = PyMem_RawMalloc(sizeof *ith))) { PyErr_NoMemory(); return -1; }
@@ -204,7 +204,8 @@ static int interrupt_enter(ctxstate *st, ScopeObject *s) {
   Py_INCREF(s);  /* the thread's stack holds it until exit */
   Py_INCREF(s);  /* the callback's argument */
   int rc = ctx_after_func(s->active->c, interrupt_fn, s, pyctx_release,
-                          is_main ? &pyctx_main_executor : &pyctx_dispatcher, &s->after);
+                          is_main ? &pyctx_main_executor : &pyctx_internal_dispatcher,
+                          &s->after);
   if (!rc && is_main) arm_timer(s);
   if (rc) {
     ith->top = s->outer;

@@ -19,7 +19,8 @@ class _AsyncState:
 def install(_ctx: Any) -> None:
     Scope = _ctx.Scope
     Context = _ctx.Context
-    after_func = _ctx.after_func
+    # the library's own callbacks: a slow user after_func cannot delay them
+    after_func = _ctx._after_func_internal
 
     async def __aenter__(self: Any) -> Any:
         if self.interrupt:

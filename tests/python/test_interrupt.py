@@ -438,3 +438,40 @@ def test_runner_passes_script_arguments_verbatim(tmp_path):
     assert r.returncode == 2 and "script" in r.stderr
     r = run("missing.py")
     assert r.returncode == 2 and "missing.py" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_slow_user_after_func_does_not_delay_scope_stops():
+    # SPEC 1: a slow after_func never delays other deadlines: the stops of
+    # thread scopes, async with and wait_async do not queue behind it
+    import asyncio
+    release = threading.Event()
+    c, cancel = ctx.with_cancel(ctx.background())
+    ctx.after_func(c, lambda: release.wait(10))
+    cancel()
+    try:
+        took = []
+
+        def busy():
+            t0 = time.monotonic()
+            try:
+                with ctx.timeout(0.05, interrupt=True):
+                    while True:
+                        pass
+            except ctx.DeadlineExceeded:
+                took.append(time.monotonic() - t0)
+        t = threading.Thread(target=busy)
+        t.start()
+        t.join(5)
+        assert took and took[0] < 2
+
+        async def main():
+            t0 = time.monotonic()
+            with pytest.raises(ctx.DeadlineExceeded):
+                async with ctx.timeout(0.05):
+                    await asyncio.sleep(10)
+            w, _ = ctx.with_timeout(ctx.background(), 0.05)
+            await asyncio.wait_for(w.wait_async(), 5)
+            return time.monotonic() - t0
+        assert asyncio.run(main()) < 2
+    finally:
+        release.set()
