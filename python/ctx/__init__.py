@@ -5,6 +5,12 @@
 Go-shaped functions (``with_cancel``, ``with_timeout``, ...), the ``Context``
 type, and scopes: ``with ctx.timeout(5) as c: ...`` binds ``c`` as
 ``ctx.current()`` for the block and cancels it on exit.
+
+Times are int, float or timedelta seconds (datetime for deadlines); a bool is
+refused with TypeError (``timeout(True)`` is a misplaced flag, not one second),
+NaN with ValueError; ints beyond a float saturate like huge floats (no
+deadline, or already passed). ``None`` is never a key: ``with_value`` and
+``value`` both raise TypeError for it.
 """
 import atexit as _atexit
 import os as _os

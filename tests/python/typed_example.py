@@ -52,6 +52,13 @@ def main() -> List[str]:
         out.append(str(ctx.current()))
     with ctx.scope(parent=c):
         pass
+    # every parameter by the name the SPEC gives it
+    k, cancel_k = ctx.with_deadline_cause(parent=root, when=datetime.datetime.now(),
+                                          cause=TimeoutError("late"))
+    out.append(str(ctx.cause(c=k)))
+    cancel_k()
+    out.append(str(ctx.with_value(parent=root, key="a", value=1).value(key="a", default=0)))
+    out.append(str(ctx.after_func(c=k, fn=lambda: None)()))
     out.append(str(decorated(1)))
     out.append(str(asyncio.run(task())))
     try:
