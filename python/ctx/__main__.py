@@ -52,7 +52,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"{sys.executable}: can't open file {script!r}", file=sys.stderr)
         return 2
     sys.argv = list(rest)
-    sys.path[0] = os.path.dirname(os.path.abspath(script))
+    # as python does: the directory of the script, symlinks resolved
+    sys.path[0] = os.path.dirname(os.path.realpath(script))
     name = os.path.basename(script)
     root = ctx.timeout(seconds, ctx.background(), interrupt=True)
 

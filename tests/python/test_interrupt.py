@@ -475,3 +475,19 @@ def test_slow_user_after_func_does_not_delay_scope_stops():
         assert asyncio.run(main()) < 2
     finally:
         release.set()
+
+
+def test_runner_sys_path_like_python(tmp_path):
+    # python puts the script's own directory first, symlinks resolved
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "helper_mod.py").write_text("X = 'found'\n")
+    (real / "main.py").write_text("import sys, helper_mod\nprint(helper_mod.X, sys.path[0])\n")
+    (tmp_path / "link.py").symlink_to(real / "main.py")
+    env = dict(os.environ, PYTHONPATH=PYPATH)
+    want = subprocess.run([sys.executable, str(tmp_path / "link.py")], env=env,
+                          capture_output=True, text=True, timeout=30)
+    got = subprocess.run([sys.executable, "-m", "ctx", str(tmp_path / "link.py")], env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert want.returncode == 0 and want.stdout.startswith("found ")
+    assert (got.returncode, got.stdout) == (0, want.stdout)
