@@ -67,6 +67,8 @@ def install(_ctx: Any) -> None:
         return False
 
     def __call__(self: Any, fn: Callable[..., Any]) -> Callable[..., Any]:
+        if not callable(fn):  # bad input raises at once, not at the first call
+            raise TypeError("a scope decorates a callable, not %s" % type(fn).__name__)
         if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
             async def awrapper(*args: Any, **kwargs: Any) -> Any:

@@ -170,3 +170,9 @@ def test_run_process_checks_grace_before_running(tmp_path, grace, exc):
     with pytest.raises(exc):
         ctx.run_process(["touch", str(marker)], grace=grace)
     assert not marker.exists()
+
+
+def test_scope_decorator_rejects_non_callables_at_once():
+    for make in (ctx.scope, lambda: ctx.timeout(1), lambda: ctx.deadline(4102444800.0)):
+        with pytest.raises(TypeError):
+            make()(42)
