@@ -194,9 +194,15 @@ static void run_hook(lua_State *L, lua_Debug *ar) {
   switch (ar->event) {
     case LUA_HOOKRET:
       if (!S->stopping || !(r = lctx_run_stopped(S))) return;
-      lua_getinfo(L, "f", ar);
+      lua_getinfo(L, "fr", ar);
       int again = swallows(S, lua_tocfunction(L, -1));
       lua_pop(L, 1);
+      /* one that returns true caught nothing: a pcall that a <close>
+      ** handler makes on the way out completes as usual */
+      if (again && ar->ntransfer > 0 && lua_getlocal(L, ar, ar->ftransfer)) {
+        again = !lua_toboolean(L, -1);
+        lua_pop(L, 1);
+      }
       if (again) lctx_run_raise(L, r);
       return;
     case LUA_HOOKCOUNT:

@@ -132,6 +132,34 @@ describe("ctx.run", function()
     assert.equal(ctx.canceled, inner:err())
   end)
 
+  it("a pcall that a <close> handler makes on the way out completes", function()
+    -- a pcall returning true caught nothing: it used to get the stop raised
+    -- again as it returned, cutting the handler short
+    local trace = {}
+    local ok, err = ctx.run(ctx.with_timeout(bg, 0.02), function()
+      local _ <close> = setmetatable({}, { __close = function(_, e)
+        trace[#trace + 1] = e
+        trace[#trace + 1] = select("#", pcall(function() return 1, 2 end))
+        local co = coroutine.create(function() coroutine.yield() end)
+        trace[#trace + 1] = coroutine.resume(co)
+      end })
+      while true do end
+    end)
+    assert.is_false(ok)
+    assert.equal(ctx.deadline_exceeded, err)
+    assert.same({ ctx.deadline_exceeded, 3, true }, trace)
+    -- one that catches the stop still raises it again
+    local after
+    ok, err = ctx.run(ctx.with_timeout(bg, 0.02), function()
+      local _ <close> = setmetatable({}, { __close = function() end })
+      pcall(function() while true do end end)
+      after = true
+    end)
+    assert.is_false(ok)
+    assert.equal(ctx.deadline_exceeded, err)
+    assert.is_nil(after)
+  end)
+
   it("returns at once on a context already done, without running fn", function()
     local c, cancel = ctx.with_cancel(bg)
     cancel()
