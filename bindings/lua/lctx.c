@@ -531,13 +531,17 @@ int luaopen_ctx(lua_State *L) {
   (*box)->swallow[0] = lua_tocfunction(L, -1);
   lua_getglobal(L, "xpcall");
   (*box)->swallow[1] = lua_tocfunction(L, -1);
+  lua_getglobal(L, "load");
+  (*box)->swallow[2] = lua_tocfunction(L, -1);
   lua_getglobal(L, "coroutine");
   if (lua_type(L, -1) == LUA_TTABLE) {
     lua_getfield(L, -1, "resume");
-    (*box)->swallow[2] = lua_tocfunction(L, -1);
-    lua_pop(L, 1);
+    (*box)->swallow[3] = lua_tocfunction(L, -1);
+    lua_getfield(L, -2, "close");
+    (*box)->swallow[4] = lua_tocfunction(L, -1);
+    lua_pop(L, 2);
   }
-  lua_pop(L, 3);
+  lua_pop(L, 4);
   lua_createtable(L, LCTX_NSEEN, 0);  /* where ctx.run pins the threads it saw */
   for (int i = 1; i <= LCTX_NSEEN; i++) {
     lua_pushboolean(L, 0);

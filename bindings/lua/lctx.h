@@ -52,7 +52,7 @@ typedef struct lctx_ud {
 #define LCTX_UD_SMALL (sizeof(ctx_t *))
 
 typedef struct lctx_S lctx_S;
-#define LCTX_NSWALLOW 3
+#define LCTX_NSWALLOW 5
 #define LCTX_NSEEN 8
 
 /* Something the core releases on any thread while its Lua part (a registry
@@ -106,7 +106,9 @@ struct lctx_S {
   lua_State *volatile cur;
   lua_State *volatile seen[LCTX_NSEEN];  /* pinned in the registry */
   int seen_next;
-  lua_CFunction swallow[LCTX_NSWALLOW];  /* pcall, xpcall, coroutine.resume */
+  /* pcall, xpcall, load (a reader function runs protected), coroutine.resume
+  ** and coroutine.close (__close handlers run protected) */
+  lua_CFunction swallow[LCTX_NSWALLOW];
 };
 
 /* An active ctx.run (on the C stack of the call). */

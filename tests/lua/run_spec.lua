@@ -132,6 +132,31 @@ describe("ctx.run", function()
     assert.equal(ctx.canceled, inner:err())
   end)
 
+  it("load's reader and coroutine.close cannot swallow the stop either", function()
+    -- both run Lua protected: fn used to go on after them
+    local went
+    local ok, err = ctx.run(ctx.with_timeout(bg, 0.02), function()
+      load(function() while true do end end)
+      went = "load"
+    end)
+    assert.is_false(ok)
+    assert.equal(ctx.deadline_exceeded, err)
+    assert.is_nil(went)
+    ok, err = ctx.run(ctx.with_timeout(bg, 0.02), function()
+      local co = coroutine.create(function()
+        local _ <close> = setmetatable({}, { __close = function() while true do end end })
+        coroutine.yield()
+      end)
+      coroutine.resume(co)
+      coroutine.close(co)
+      went = "close"
+    end)
+    assert.is_false(ok)
+    assert.equal(ctx.deadline_exceeded, err)
+    assert.is_nil(went)
+    assert.is_function(ctx.run(bg, load, "return 1") and load("return 1"))
+  end)
+
   it("a pcall that a <close> handler makes on the way out completes", function()
     -- a pcall returning true caught nothing: it used to get the stop raised
     -- again as it returned, cutting the handler short
