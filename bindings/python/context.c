@@ -234,14 +234,7 @@ static PyObject *sc_cancel(CtxObject *self, PyObject *const *a, Py_ssize_t n, Py
     return NULL;
   }
   if (n + nk == 1) cause = a[0];
-  if (pyctx_cause_arg(cause) < 0) return NULL;
-  if (cause == Py_None) {
-    ctx_cancel(self->c);
-  } else {
-    Py_INCREF(cause);
-    if (ctx_cancel_cause(self->c, cause, pyctx_release) == CTX_ENOMEM) return PyErr_NoMemory();
-  }
-  Py_RETURN_NONE;
+  return pyctx_cancel_with(self->c, cause);
 }
 
 /* ---- lifecycle ---- */

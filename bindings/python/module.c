@@ -109,6 +109,17 @@ int pyctx_cause_arg(PyObject *cause) {
   return -1;
 }
 
+PyObject *pyctx_cancel_with(ctx_t *c, PyObject *cause) {
+  if (pyctx_cause_arg(cause) < 0) return NULL;
+  if (cause == Py_None) {
+    ctx_cancel(c);
+  } else {
+    Py_INCREF(cause);  /* the core takes it, and releases it if c was already done */
+    if (ctx_cancel_cause(c, cause, pyctx_release) == CTX_ENOMEM) return PyErr_NoMemory();
+  }
+  Py_RETURN_NONE;
+}
+
 /* ---- cancel functions and stop handles ---- */
 
 typedef struct { PyObject_HEAD ctx_t *c; int with_cause; } CancelObject;
@@ -121,14 +132,7 @@ static PyObject *cancel_call(CancelObject *self, PyObject *args, PyObject *kw) {
   } else if (!PyArg_ParseTupleAndKeywords(args, kw, ":cancel", kwlist + 1)) {
     return NULL;
   }
-  if (pyctx_cause_arg(cause) < 0) return NULL;
-  if (cause == Py_None) {
-    ctx_cancel(self->c);
-  } else {
-    Py_INCREF(cause);
-    if (ctx_cancel_cause(self->c, cause, pyctx_release) == CTX_ENOMEM) return PyErr_NoMemory();
-  }
-  Py_RETURN_NONE;
+  return pyctx_cancel_with(self->c, cause);
 }
 
 static void cancel_dealloc(CancelObject *self) {

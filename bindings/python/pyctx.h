@@ -79,6 +79,8 @@ int pyctx_parent(ctxstate *st, PyObject *o, ctx_t **out);  /* TypeError if not *
 int pyctx_seconds(ctxstate *st, PyObject *o, int64_t *ns);
 int pyctx_when(ctxstate *st, PyObject *o, int64_t *mono);
 int pyctx_cause_arg(PyObject *cause);  /* TypeError unless exception or None */
+/* cancel(cause=None) of cancel functions and scopes: None records the plain error */
+PyObject *pyctx_cancel_with(ctx_t *c, PyObject *cause);
 unsigned long pyctx_main_ident(void);
 
 /* dispatch.c */
