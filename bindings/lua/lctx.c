@@ -157,37 +157,19 @@ static int64_t after_now(lua_Number seconds) {
   return now + ns;
 }
 
-static int l_with_deadline(lua_State *L) {
+/* The four deadline constructors differ only in name, time scale and cause. */
+static int deadline_entry(lua_State *L, const char *name, int is_timeout, int has_cause) {
   lctx_enter(L);
-  lctx_check(L, 1, "with_deadline");
-  lua_Number when = lctx_checkseconds(L, 2, "with_deadline");
-  lua_settop(L, 2);
-  return with_deadline(L, ctx_wall_to_mono(when), 0);
+  lctx_check(L, 1, name);
+  lua_Number t = lctx_checkseconds(L, 2, name);
+  lua_settop(L, has_cause ? 3 : 2);
+  return with_deadline(L, is_timeout ? after_now(t) : ctx_wall_to_mono(t), has_cause);
 }
 
-static int l_with_deadline_cause(lua_State *L) {
-  lctx_enter(L);
-  lctx_check(L, 1, "with_deadline_cause");
-  lua_Number when = lctx_checkseconds(L, 2, "with_deadline_cause");
-  lua_settop(L, 3);
-  return with_deadline(L, ctx_wall_to_mono(when), 1);
-}
-
-static int l_with_timeout(lua_State *L) {
-  lctx_enter(L);
-  lctx_check(L, 1, "with_timeout");
-  lua_Number s = lctx_checkseconds(L, 2, "with_timeout");
-  lua_settop(L, 2);
-  return with_deadline(L, after_now(s), 0);
-}
-
-static int l_with_timeout_cause(lua_State *L) {
-  lctx_enter(L);
-  lctx_check(L, 1, "with_timeout_cause");
-  lua_Number s = lctx_checkseconds(L, 2, "with_timeout_cause");
-  lua_settop(L, 3);
-  return with_deadline(L, after_now(s), 1);
-}
+static int l_with_deadline(lua_State *L) { return deadline_entry(L, "with_deadline", 0, 0); }
+static int l_with_deadline_cause(lua_State *L) { return deadline_entry(L, "with_deadline_cause", 0, 1); }
+static int l_with_timeout(lua_State *L) { return deadline_entry(L, "with_timeout", 1, 0); }
+static int l_with_timeout_cause(lua_State *L) { return deadline_entry(L, "with_timeout_cause", 1, 1); }
 
 static int l_with_value(lua_State *L) {
   lctx_enter(L);
