@@ -406,6 +406,33 @@ def test_runner_timeout_blocking_sleep(tmp_path):
     assert rc == 124, err
 
 
+def test_runner_ends_a_script_that_swallows_the_stop(tmp_path):
+    body = """
+        while True:
+            try:
+                while True:
+                    pass
+            except Exception:
+                pass  # swallows ctx.DeadlineExceeded and goes on
+    """
+    t0 = time.monotonic()
+    rc, out, err = runner(tmp_path, body, "--timeout", "0.3", "--kill-after", "0.5")
+    assert rc == 124 and "still running 0.5 s later" in err, err
+    assert 0.8 <= time.monotonic() - t0 < 10
+    rc, out, err = runner(tmp_path, body, "--kill-after", "0.3", sig=signal.SIGTERM)
+    assert rc == 128 + signal.SIGTERM and "SIGTERM" in err, err
+
+
+def test_runner_watchdog_does_not_fire_after_a_clean_exit(tmp_path):
+    # the root scope is canceled as main() returns: that must not arm the watchdog
+    rc, out, err = runner(tmp_path, """
+        import atexit, time
+        atexit.register(time.sleep, 0.6)  # exit takes longer than --kill-after
+        print("done")
+    """, "--timeout", "30", "--kill-after", "0.2")
+    assert (rc, out, err) == (0, "done\n", "")
+
+
 def test_runner_status_and_signals(tmp_path):
     assert runner(tmp_path, "import sys\nsys.exit(3)\n")[0] == 3
     assert runner(tmp_path, "print('ok')\n", "--timeout", "30")[:2] == (0, "ok\n")
