@@ -110,6 +110,7 @@ char *ctx_string(const ctx_t *c, ctx_fmt_fn fmt, void *ud) {
       case CTX_KIND_DEADLINE: add_deadline(&b, n->deadline); break;
       case CTX_KIND_VALUE: add_value(&b, n, fmt, ud); break;
       case CTX_KIND_WITHOUT_CANCEL: sb_add(&b, ".WithoutCancel"); break;
+      case CTX_KIND_INVALID: break;  /* never stored in a node */
     }
   }
   ctx__free_mem(chain);

@@ -420,3 +420,5 @@ size_t ctx_num_children(ctx_t *c) {
   ctx__unlock(&c->lock);
   return n;
 }
+
+const char *ctx_version(void) { return CTX_VERSION_STRING; }
