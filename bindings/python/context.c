@@ -1,6 +1,7 @@
 /* context.c — the ctx.Context type (queries, waits, fileno, String()) and the
 ** ScopeContext subtype bound by `with ... as c`, which adds cancel(). */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,45 +35,87 @@ static int64_t add_sat(int64_t a, int64_t b) {
   return b >= CTX_FOREVER - a ? CTX_FOREVER : a + b;
 }
 
+/* Blocks (GIL released) until one of cs is done, extra_fd is readable or
+** `chunk` ns pass: 2 for extra_fd, 1 for a context, 0 otherwise (a signal
+** included). Every wait of the binding goes through here: it becomes the
+** core's ctx_wait_any once that lands. */
+static int block(ctx_t **cs, size_t nc, int extra_fd, int64_t chunk) {
+  if (nc == 1 && extra_fd < 0) {
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ctx_wait(cs[0], chunk);
+    Py_END_ALLOW_THREADS
+    return rc == CTX_OK;
+  }
+  struct pollfd small[8], *p = small;
+  size_t n = 0, need = nc + 1;
+  if (need > 8 && !(p = PyMem_Malloc(need * sizeof *p))) { PyErr_NoMemory(); return -1; }
+  for (size_t i = 0; i < nc; i++) {
+    int fd = ctx_fd(cs[i]);
+    if (fd >= 0) p[n++] = (struct pollfd){ fd, POLLIN, 0 };
+    else if (chunk > 5 * MS) chunk = 5 * MS;  /* no fd to be had: poll the state */
+  }
+  size_t xi = n;
+  if (extra_fd >= 0) p[n++] = (struct pollfd){ extra_fd, POLLIN, 0 };
+  /* whole milliseconds, rounded up: never wake early and spin */
+  int ms = chunk >= (int64_t)INT_MAX * MS ? INT_MAX : (int)((chunk + MS - 1) / MS);
+  int r;
+  Py_BEGIN_ALLOW_THREADS
+  r = poll(p, (nfds_t)n, ms);
+  Py_END_ALLOW_THREADS
+  int res = 0;
+  if (r < 0 && errno != EINTR) {
+    PyErr_SetFromErrno(PyExc_OSError);
+    res = -1;
+  } else if (r > 0) {
+    res = extra_fd >= 0 && p[xi].revents ? 2 : 1;
+  }
+  if (p != small) PyMem_Free(p);
+  return res;
+}
+
 int pyctx_wait(ctxstate *st, ctx_t *c, int64_t timeout_ns, int extra_fd) {
   int64_t until = timeout_ns < 0 ? CTX_FOREVER : add_sat(ctx_now(), timeout_ns);
   /* only the main thread runs signal handlers: it wakes now and then so that
   ** Ctrl-C is seen even if the signal landed on another thread */
   int is_main = PyThread_get_thread_ident() == pyctx_main_ident();
   for (;;) {
-    if (ctx_done(c)) return 1;
-    int ifds[8], nif = 0;
-    if (pyctx_interrupt_poll(st, ifds, 8, &nif) < 0) return -1;
+    ctx_expire(c);  /* the timer thread may be late */
+    if (ctx_done(c) == 1) return 1;
+    ctx_t **ics;
+    size_t nic;
+    int64_t due;
+    if (pyctx_interrupt_poll(st, &ics, &nic, &due) < 0) return -1;
     int64_t now = ctx_now();
-    if (now >= until) return 0;
-    int64_t chunk = until - now;
+    if (now >= until) {
+      for (size_t i = 0; i < nic; i++) ctx_unref(ics[i]);
+      PyMem_Free(ics);
+      return 0;
+    }
+    int64_t end = until < due ? until : due, chunk = end > now ? end - now : 0;
     if (is_main && chunk > 50 * MS) chunk = 50 * MS;
-    int ready_extra = 0;
-    if (nif == 0 && extra_fd < 0) {
-      Py_BEGIN_ALLOW_THREADS
-      ctx_wait(c, chunk);
-      Py_END_ALLOW_THREADS
-    } else {
-      struct pollfd p[10];
-      int n = 0, xi = -1, cfd = ctx_fd(c);
-      if (cfd >= 0) p[n++] = (struct pollfd){ cfd, POLLIN, 0 };
-      else if (chunk > 5 * MS) chunk = 5 * MS;  /* no fd: poll the state */
-      if (extra_fd >= 0) { xi = n; p[n++] = (struct pollfd){ extra_fd, POLLIN, 0 }; }
-      for (int i = 0; i < nif; i++) p[n++] = (struct pollfd){ ifds[i], POLLIN, 0 };
-      struct timespec ts = { (time_t)(chunk / 1000000000), (long)(chunk % 1000000000) };
-      int r;
-      Py_BEGIN_ALLOW_THREADS
-      r = ppoll(p, (nfds_t)n, &ts, NULL);
-      Py_END_ALLOW_THREADS
-      if (r < 0 && errno != EINTR) {
-        PyErr_SetFromErrno(PyExc_OSError);
+    ctx_t *one[1] = { c }, **cs = one;
+    size_t nc = 1;
+    if (nic) {  /* c first, then the interrupting scopes' contexts */
+      cs = PyMem_Malloc((nic + 1) * sizeof *cs);
+      if (!cs) {
+        for (size_t i = 0; i < nic; i++) ctx_unref(ics[i]);
+        PyMem_Free(ics);
+        PyErr_NoMemory();
         return -1;
       }
-      if (r > 0 && xi >= 0 && p[xi].revents) ready_extra = 1;
+      cs[0] = c;
+      memcpy(cs + 1, ics, nic * sizeof *cs);
+      nc = nic + 1;
     }
+    int r = block(cs, nc, extra_fd, chunk);
+    for (size_t i = 0; i < nic; i++) ctx_unref(ics[i]);
+    PyMem_Free(ics);
+    if (cs != one) PyMem_Free(cs);
+    if (r < 0) return -1;
     if (PyErr_CheckSignals() < 0) return -1;
-    if (ctx_done(c)) return 1;
-    if (ready_extra) return 2;
+    if (ctx_done(c) == 1) return 1;
+    if (r == 2) return 2;
   }
 }
 
@@ -297,6 +340,25 @@ PyType_Spec pyctx_context_spec = { "ctx.Context", sizeof(CtxObject), 0,
   Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE |
   Py_TPFLAGS_DISALLOW_INSTANTIATION, c_slots };
 
+static int rec_traverse(ScopeCtxObject *self, visitproc visit, void *arg) {
+  Py_VISIT(self->prev);
+  Py_VISIT(self->owner);
+  return c_traverse((CtxObject *)self, visit, arg);
+}
+
+static int rec_clear(ScopeCtxObject *self) {
+  Py_CLEAR(self->prev);
+  Py_CLEAR(self->owner);
+  return c_clear((CtxObject *)self);
+}
+
+static void rec_dealloc(ScopeCtxObject *self) {
+  PyObject_GC_UnTrack(self);
+  Py_CLEAR(self->prev);
+  Py_CLEAR(self->owner);
+  c_dealloc((CtxObject *)self);
+}
+
 static PyMethodDef sc_methods[] = {
   { "cancel", FC(sc_cancel), METH_FASTCALL | METH_KEYWORDS,
     "cancel($self, /, cause=None)\n--\n\nEnds the scope's context now." },
@@ -304,11 +366,12 @@ static PyMethodDef sc_methods[] = {
 
 static PyType_Slot sc_slots[] = {
   { Py_tp_methods, sc_methods },
-  { Py_tp_traverse, c_traverse },
-  { Py_tp_clear, c_clear },
-  { Py_tp_dealloc, c_dealloc },
+  { Py_tp_traverse, rec_traverse },
+  { Py_tp_clear, rec_clear },
+  { Py_tp_dealloc, rec_dealloc },
   { Py_tp_doc, "The Context of a scope: a Context with cancel(cause=None)." },
   { 0, NULL } };
 
-PyType_Spec pyctx_scopectx_spec = { "ctx.ScopeContext", sizeof(CtxObject), 0,
-  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION, sc_slots };
+PyType_Spec pyctx_scopectx_spec = { "ctx.ScopeContext", sizeof(ScopeCtxObject), 0,
+  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE |
+  Py_TPFLAGS_DISALLOW_INSTANTIATION, sc_slots };

@@ -1,9 +1,10 @@
 /* dispatch.c — handing work between threads: the release of Python objects
-** from threads without the GIL, the after_func dispatcher and the wake signal. */
+** from threads without the GIL, and the after_func dispatcher threads. */
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include "pyctx.h"
 
@@ -96,58 +97,6 @@ static void internal_submit(ctx_executor_t *self, ctx_after_t *a) {
 ctx_executor_t pyctx_dispatcher = { user_submit };
 ctx_executor_t pyctx_internal_dispatcher = { internal_submit };
 
-/* An exception a callback wants raised in the main thread's pending call. */
-static int pending_run(void *arg) {
-  if (!atomic_load(&g_alive)) return 0;
-  ctx_after_run((ctx_after_t *)arg);
-  return PyErr_Occurred() ? -1 : 0;
-}
-
-/* The signal that wakes the main thread for its interrupting scopes (0 until
-** installed): a real signal both breaks blocking system calls and makes the
-** eval loop look at once, which a pending call alone does not on 3.11. */
-static atomic_int g_wake_sig = 0;
-
-/* Main-thread interrupts run as pending calls, and the wake signal's handler
-** raises the stop at the next bytecode, without waiting for the GIL. */
-static void main_submit(ctx_executor_t *self, ctx_after_t *a) {
-  (void)self;
-  if (!atomic_load(&g_alive)) return;
-  if (Py_AddPendingCall(pending_run, a) != 0) internal_submit(self, a);
-  int sig = atomic_load(&g_wake_sig);
-  if (sig) pthread_kill((pthread_t)g_main_ident, sig);
-}
-
-/* _wake(signum, frame): the wake signal's handler. */
-PyObject *pyctx_wake(PyObject *mod, PyObject *args) {
-  (void)args;
-  return pyctx_interrupt_check(mod, NULL);
-}
-
-int pyctx_wake_sig(void) { return atomic_load(&g_wake_sig); }
-
-int pyctx_install_wake(ctxstate *st) {
-  if (atomic_load(&g_wake_sig)) return 0;
-  int sig = SIGRTMAX;
-  PyObject *signal = PyImport_ImportModule("signal");
-  if (!signal) return -1;
-  PyObject *cur = PyObject_CallMethod(signal, "getsignal", "i", sig);
-  PyObject *dfl = cur ? PyObject_GetAttrString(signal, "SIG_DFL") : NULL;
-  int rc = 0;
-  if (!dfl) {
-    rc = -1;
-  } else if (cur == Py_None || cur == dfl) {  /* never take a signal in use */
-    PyObject *r = PyObject_CallMethod(signal, "signal", "iO", sig, st->wake);
-    if (r) { atomic_store(&g_wake_sig, sig); Py_DECREF(r); }
-    else rc = -1;
-  }
-  Py_XDECREF(dfl);
-  Py_XDECREF(cur);
-  Py_DECREF(signal);
-  return rc;
-}
-ctx_executor_t pyctx_main_executor = { main_submit };
-
 /* _dispatch_loop(which): the body of a dispatcher thread. */
 PyObject *pyctx_dispatch_loop(PyObject *mod, PyObject *which) {
   (void)mod;
@@ -207,10 +156,11 @@ int pyctx_ensure_dispatcher(ctxstate *st, int which) {
 PyObject *pyctx_shutdown(PyObject *mod, PyObject *unused) {
   (void)mod; (void)unused;
   atomic_store(&g_alive, 0);
-  /* a scope whose __exit__ never ran (CPython gh-108214) may keep a POSIX
-  ** timer armed: ignore the wake signal, as finalization would reset it to
-  ** its default action, which kills the process */
-  int sig = atomic_load(&g_wake_sig);
+  pyctx_deliver_shutdown();
+  /* a scope never exited may keep a kernel timer armed: ignore the wake
+  ** signal, as finalization would reset it to its default action, which
+  ** kills the process (SIGRTMAX) */
+  int sig = pyctx_wake_sig();
   if (sig) {
     PyObject *r = PyObject_CallMethod(PyImport_AddModule("signal"), "signal", "ii",
                                       sig, (int)(intptr_t)SIG_IGN);
@@ -223,6 +173,7 @@ PyObject *pyctx_after_fork_child(PyObject *mod, PyObject *unused) {
   (void)unused;
   /* the dispatchers did not survive the fork, and may have held their locks */
   g_main_ident = PyThread_get_thread_ident();
+  pyctx_interrupt_fork_child();
   for (int i = 0; i < 2; i++) {
     pthread_mutex_init(&QS[i].mu, NULL);
     pthread_cond_init(&QS[i].cv, NULL);

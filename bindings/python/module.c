@@ -1,112 +1,18 @@
 /* module.c — the ctx._ctx module: state, errors, argument conversion, cancel
 ** and stop handles, and the Go-shaped functions. */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "pyctx.h"
-
-ctxstate *pyctx_state_of(PyTypeObject *tp) {
-  PyObject *m = PyType_GetModuleByDef(tp, &pyctx_module);
-  return m ? (ctxstate *)PyModule_GetState(m) : NULL;
-}
-
-/* ---- argument conversion ---- */
-
-int pyctx_check_rc(int rc) {
-  if (rc == CTX_ENOMEM) PyErr_NoMemory();
-  else if (rc == CTX_EMFILE) PyErr_SetString(PyExc_OSError, ctx_strerror(rc));
-  else PyErr_SetString(PyExc_ValueError, ctx_strerror(rc));
-  return -1;
-}
 
 PyObject *pyctx_wrap(ctxstate *st, PyTypeObject *tp, ctx_t *c) {
   (void)st;
   CtxObject *o = PyObject_GC_New(CtxObject, tp);
   if (!o) { ctx_unref(c); return NULL; }
+  /* a ScopeContext's record fields, and a subclass's slots, start empty */
+  memset((char *)o + sizeof(PyObject), 0, (size_t)tp->tp_basicsize - sizeof(PyObject));
   o->c = c;
-  o->err = NULL;
-  o->weakreflist = NULL;
   PyObject_GC_Track(o);
   return (PyObject *)o;
-}
-
-int pyctx_parent(ctxstate *st, PyObject *o, ctx_t **out) {
-  if (!PyObject_TypeCheck(o, st->Context) || !((CtxObject *)o)->c) {
-    PyErr_Format(PyExc_TypeError, "parent must be a ctx.Context, not %.100s",
-                 Py_TYPE(o)->tp_name);
-    return -1;
-  }
-  *out = ((CtxObject *)o)->c;
-  return 0;
-}
-
-static int to_double(ctxstate *st, PyObject *o, double *d, const char *what) {
-  if (PyFloat_Check(o)) {
-    *d = PyFloat_AS_DOUBLE(o);
-  } else if (PyLong_Check(o) && !PyBool_Check(o)) {
-    /* a bool is almost surely a misplaced flag (timeout(True) would be 1 s):
-    ** it falls through to the TypeError below */
-    *d = PyLong_AsDouble(o);
-    if (*d == -1.0 && PyErr_Occurred()) {
-      if (!PyErr_ExceptionMatches(PyExc_OverflowError)) return -1;
-      /* beyond a float: saturate as a huge float would (no deadline, or
-      ** already passed), rather than fail with OverflowError */
-      int sign;
-      PyErr_Clear();
-      (void)PyLong_AsLongLongAndOverflow(o, &sign);
-      *d = sign < 0 ? -INFINITY : INFINITY;
-    }
-  } else {
-    int is_td = PyObject_IsInstance(o, st->timedelta);
-    if (is_td < 0) return -1;
-    if (!is_td || what[0] != 's') {
-      PyErr_Format(PyExc_TypeError, "%s must be %s, not %.100s", what,
-                   what[0] == 's' ? "int, float or timedelta" : "int, float or datetime",
-                   Py_TYPE(o)->tp_name);
-      return -1;
-    }
-    PyObject *r = PyObject_CallMethod(o, "total_seconds", NULL);
-    if (!r) return -1;
-    *d = PyFloat_AsDouble(r);
-    Py_DECREF(r);
-    if (*d == -1.0 && PyErr_Occurred()) return -1;
-  }
-  if (*d != *d) {
-    PyErr_Format(PyExc_ValueError, "%s must not be NaN", what);
-    return -1;
-  }
-  return 0;
-}
-
-int pyctx_seconds(ctxstate *st, PyObject *o, int64_t *ns) {
-  double d;
-  if (to_double(st, o, &d, "seconds") < 0) return -1;
-  *ns = ctx_seconds_to_ns(d);
-  return 0;
-}
-
-int pyctx_when(ctxstate *st, PyObject *o, int64_t *mono) {
-  double d;
-  int is_dt = PyObject_IsInstance(o, st->datetime);
-  if (is_dt < 0) return -1;
-  if (is_dt) {
-    PyObject *r = PyObject_CallMethod(o, "timestamp", NULL);
-    if (!r) return -1;
-    d = PyFloat_AsDouble(r);
-    Py_DECREF(r);
-    if (d == -1.0 && PyErr_Occurred()) return -1;
-  } else if (to_double(st, o, &d, "when") < 0) {
-    return -1;
-  }
-  *mono = ctx_wall_to_mono(d);
-  return 0;
-}
-
-int pyctx_cause_arg(PyObject *cause) {
-  if (cause == Py_None || PyExceptionInstance_Check(cause)) return 0;
-  PyErr_Format(PyExc_TypeError, "cause must be an exception or None, not %.100s",
-               Py_TYPE(cause)->tp_name);
-  return -1;
 }
 
 PyObject *pyctx_cancel_with(ctx_t *c, PyObject *cause) {
@@ -180,7 +86,7 @@ static PyObject *pair(ctxstate *st, ctx_t *c, int with_cause) {
   if (!k) { ctx_unref(c); return NULL; }
   k->c = ctx_ref(c);
   k->with_cause = with_cause;
-  PyObject *w = pyctx_wrap(st, st->Context, c);
+  PyObject *w = pyctx_wrap(st, st->new_Context, c);
   if (!w) { Py_DECREF(k); return NULL; }
   PyObject *t = PyTuple_Pack(2, w, (PyObject *)k);
   Py_DECREF(w);
@@ -192,41 +98,6 @@ static PyObject *pair(ctxstate *st, ctx_t *c, int with_cause) {
 
 #define ST(mod) ((ctxstate *)PyModule_GetState(mod))
 
-/* Binds positional and keyword arguments to `want` required parameters, as
-** a Python def would: the SPEC names them, so callers may pass them by name. */
-static int bind_args(const char *fname, const char *const *names, Py_ssize_t want,
-                     PyObject *const *a, Py_ssize_t n, PyObject *kwn, PyObject **out) {
-  if (n > want) {
-    PyErr_Format(PyExc_TypeError, "%s() takes %zd positional argument%s but %zd were given",
-                 fname, want, want == 1 ? "" : "s", n);
-    return 0;
-  }
-  for (Py_ssize_t i = 0; i < want; i++) out[i] = i < n ? a[i] : NULL;
-  Py_ssize_t nk = kwn ? PyTuple_GET_SIZE(kwn) : 0;
-  for (Py_ssize_t j = 0; j < nk; j++) {
-    PyObject *k = PyTuple_GET_ITEM(kwn, j);
-    Py_ssize_t i = 0;
-    while (i < want && PyUnicode_CompareWithASCIIString(k, names[i]) != 0) i++;
-    if (i == want) {
-      PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument %R", fname, k);
-      return 0;
-    }
-    if (out[i]) {
-      PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'",
-                   fname, names[i]);
-      return 0;
-    }
-    out[i] = a[n + j];
-  }
-  for (Py_ssize_t i = 0; i < want; i++) {
-    if (!out[i]) {
-      PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", fname, names[i]);
-      return 0;
-    }
-  }
-  return 1;
-}
-
 static const char *const P_PARENT[] = { "parent" };
 
 static PyObject *f_background(PyObject *m, PyObject *u) { (void)u; return Py_NewRef(ST(m)->background); }
@@ -235,7 +106,7 @@ static PyObject *f_todo(PyObject *m, PyObject *u) { (void)u; return Py_NewRef(ST
 static PyObject *f_with_cancel(PyObject *m, PyObject *const *a0, Py_ssize_t n, PyObject *kwn) {
   ctx_t *p, *c;
   PyObject *a[1];
-  if (!bind_args("with_cancel", P_PARENT, 1, a0, n, kwn, a) ||
+  if (!pyctx_bind("with_cancel", P_PARENT, 1, 1, 1, a0, n, kwn, a) ||
       pyctx_parent(ST(m), a[0], &p) < 0) return NULL;
   int rc = ctx_with_cancel(p, &c);
   if (rc) return pyctx_check_rc(rc), NULL;
@@ -246,7 +117,7 @@ static PyObject *f_with_cancel_cause(PyObject *m, PyObject *const *a0, Py_ssize_
                                      PyObject *kwn) {
   ctx_t *p, *c;
   PyObject *a[1];
-  if (!bind_args("with_cancel_cause", P_PARENT, 1, a0, n, kwn, a) ||
+  if (!pyctx_bind("with_cancel_cause", P_PARENT, 1, 1, 1, a0, n, kwn, a) ||
       pyctx_parent(ST(m), a[0], &p) < 0) return NULL;
   int rc = ctx_with_cancel(p, &c);
   if (rc) return pyctx_check_rc(rc), NULL;
@@ -262,8 +133,9 @@ static PyObject *deadline_common(PyObject *m, PyObject *const *a0, Py_ssize_t n,
   ctx_t *p, *c;
   int64_t t;
   PyObject *a[3];
-  if (!bind_args(name, is_timeout ? p_timeout : p_deadline, has_cause ? 3 : 2,
-                 a0, n, kwn, a) || pyctx_parent(st, a[0], &p) < 0) return NULL;
+  Py_ssize_t want = has_cause ? 3 : 2;
+  if (!pyctx_bind(name, is_timeout ? p_timeout : p_deadline, want, want, want, a0, n, kwn, a) ||
+      pyctx_parent(st, a[0], &p) < 0) return NULL;
   if ((is_timeout ? pyctx_seconds(st, a[1], &t) : pyctx_when(st, a[1], &t)) < 0) return NULL;
   PyObject *cause = has_cause ? a[2] : Py_None;
   if (pyctx_cause_arg(cause) < 0) return NULL;
@@ -300,7 +172,7 @@ static PyObject *f_with_value(PyObject *m, PyObject *const *a0, Py_ssize_t n, Py
   ctxstate *st = ST(m);
   ctx_t *p, *c;
   PyObject *a[3];
-  if (!bind_args("with_value", names, 3, a0, n, kwn, a) ||
+  if (!pyctx_bind("with_value", names, 3, 3, 3, a0, n, kwn, a) ||
       pyctx_parent(st, a[0], &p) < 0) return NULL;
   if (a[1] == Py_None) {
     PyErr_SetString(PyExc_TypeError, "key must not be None");
@@ -315,18 +187,18 @@ static PyObject *f_with_value(PyObject *m, PyObject *const *a0, Py_ssize_t n, Py
     Py_DECREF(a[2]);
     return pyctx_check_rc(rc), NULL;
   }
-  return pyctx_wrap(st, st->Context, c);
+  return pyctx_wrap(st, st->new_Context, c);
 }
 
 static PyObject *f_without_cancel(PyObject *m, PyObject *const *a0, Py_ssize_t n,
                                   PyObject *kwn) {
   ctx_t *p, *c;
   PyObject *a[1];
-  if (!bind_args("without_cancel", P_PARENT, 1, a0, n, kwn, a) ||
+  if (!pyctx_bind("without_cancel", P_PARENT, 1, 1, 1, a0, n, kwn, a) ||
       pyctx_parent(ST(m), a[0], &p) < 0) return NULL;
   int rc = ctx_without_cancel(p, &c);
   if (rc) return pyctx_check_rc(rc), NULL;
-  return pyctx_wrap(ST(m), ST(m)->Context, c);
+  return pyctx_wrap(ST(m), ST(m)->new_Context, c);
 }
 
 static void call_user(void *arg) {
@@ -341,12 +213,8 @@ static PyObject *after_func_on(PyObject *m, PyObject *const *a0, Py_ssize_t n,
   ctxstate *st = ST(m);
   ctx_t *c;
   PyObject *a[2];
-  if (!bind_args("after_func", names, 2, a0, n, kwn, a)) return NULL;
-  if (!PyObject_TypeCheck(a[0], st->Context) || !((CtxObject *)a[0])->c) {
-    PyErr_Format(PyExc_TypeError, "c must be a ctx.Context, not %.100s", Py_TYPE(a[0])->tp_name);
-    return NULL;
-  }
-  c = ((CtxObject *)a[0])->c;
+  if (!pyctx_bind("after_func", names, 2, 2, 2, a0, n, kwn, a) ||
+      pyctx_context_arg(st, a[0], "c", &c) < 0) return NULL;
   if (!PyCallable_Check(a[1])) {
     PyErr_Format(PyExc_TypeError, "fn must be callable, not %.100s", Py_TYPE(a[1])->tp_name);
     return NULL;
@@ -381,58 +249,42 @@ static PyObject *f_after_func_internal(PyObject *m, PyObject *const *a, Py_ssize
 static PyObject *f_cause(PyObject *m, PyObject *const *a, Py_ssize_t n, PyObject *kwn) {
   static const char *const names[] = { "c" };
   PyObject *c;
-  if (!bind_args("cause", names, 1, a, n, kwn, &c)) return NULL;
-  if (!PyObject_TypeCheck(c, ST(m)->Context) || !((CtxObject *)c)->c) {
-    PyErr_Format(PyExc_TypeError, "c must be a ctx.Context, not %.100s", Py_TYPE(c)->tp_name);
-    return NULL;
-  }
+  ctx_t *cc;
+  if (!pyctx_bind("cause", names, 1, 1, 1, a, n, kwn, &c) ||
+      pyctx_context_arg(ST(m), c, "c", &cc) < 0) return NULL;
   return PyObject_CallMethod(c, "cause", NULL);
 }
 
 static PyObject *f_current(PyObject *m, PyObject *u) { (void)u; return pyctx_current(ST(m)); }
 
 /* scope(parent=None), timeout(seconds, parent=None, *, interrupt=False),
-** deadline(when, parent=None, *, interrupt=False): parsed by hand, they are
-** on the hot path of every `with`. */
-static PyObject *scope_factory(PyObject *m, PyObject *const *a, Py_ssize_t n,
+** deadline(when, parent=None, *, interrupt=False) */
+static PyObject *scope_factory(PyObject *m, PyObject *const *a0, Py_ssize_t n,
                                PyObject *kwn, int kind) {
+  static const char *const p_scope[] = { "parent", "interrupt" };
+  static const char *const p_timeout[] = { "seconds", "parent", "interrupt" };
+  static const char *const p_deadline[] = { "when", "parent", "interrupt" };
+  static const char *const fname[] = { "scope", "timeout", "deadline" };
   ctxstate *st = ST(m);
-  static const char *names[] = { "scope", "timeout", "deadline" };
+  PyObject *a[3];
   int npos = kind == SCOPE_CANCEL ? 0 : 1;
-  PyObject *val = NULL, *parent = Py_None, *intr = Py_False;
-  if (n > npos + 1) {
-    PyErr_Format(PyExc_TypeError, "%s() takes at most %d positional arguments",
-                 names[kind], npos + 1);
+  /* scope() has no interrupt: its name is bound, then refused below */
+  if (!pyctx_bind(fname[kind], kind == SCOPE_CANCEL ? p_scope : kind == SCOPE_TIMEOUT
+                  ? p_timeout : p_deadline, npos + 2, npos + 1, npos, a0, n, kwn, a))
+    return NULL;
+  if (kind == SCOPE_CANCEL && a[1]) {
+    PyErr_SetString(PyExc_TypeError, "scope() got an unexpected keyword argument 'interrupt'");
     return NULL;
   }
-  if (npos && n >= 1) val = a[0];
-  if (n > npos) parent = a[npos];
-  Py_ssize_t nk = kwn ? PyTuple_GET_SIZE(kwn) : 0;
-  for (Py_ssize_t i = 0; i < nk; i++) {
-    PyObject *k = PyTuple_GET_ITEM(kwn, i), *v = a[n + i];
-    if (PyUnicode_CompareWithASCIIString(k, "parent") == 0 && n <= npos) parent = v;
-    else if (PyUnicode_CompareWithASCIIString(k, "interrupt") == 0) intr = v;
-    else if (npos && !val && PyUnicode_CompareWithASCIIString(
-               k, kind == SCOPE_TIMEOUT ? "seconds" : "when") == 0) val = v;
-    else {
-      PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument %R",
-                   names[kind], k);
-      return NULL;
-    }
-  }
-  if (npos && !val) {
-    PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", names[kind],
-                 kind == SCOPE_TIMEOUT ? "seconds" : "when");
-    return NULL;
-  }
+  PyObject *parent = a[npos] && a[npos] != Py_None ? a[npos] : NULL, *intr = a[npos + 1];
   int64_t ns = 0;
-  if (kind == SCOPE_TIMEOUT && pyctx_seconds(st, val, &ns) < 0) return NULL;
-  if (kind == SCOPE_DEADLINE && pyctx_when(st, val, &ns) < 0) return NULL;
+  if (kind == SCOPE_TIMEOUT && pyctx_seconds(st, a[0], &ns) < 0) return NULL;
+  if (kind == SCOPE_DEADLINE && pyctx_when(st, a[0], &ns) < 0) return NULL;
   ctx_t *dummy;
-  if (parent != Py_None && pyctx_parent(st, parent, &dummy) < 0) return NULL;
-  int it = PyObject_IsTrue(intr);
+  if (parent && pyctx_parent(st, parent, &dummy) < 0) return NULL;
+  int it = intr ? PyObject_IsTrue(intr) : 0;
   if (it < 0) return NULL;
-  return pyctx_make_scope(st, kind, ns, parent == Py_None ? NULL : parent, it);
+  return pyctx_make_scope(st, kind, ns, parent, it);
 }
 
 static PyObject *f_scope(PyObject *m, PyObject *const *a, Py_ssize_t n, PyObject *k) {
@@ -445,23 +297,20 @@ static PyObject *f_deadline(PyObject *m, PyObject *const *a, Py_ssize_t n, PyObj
   return scope_factory(m, a, n, k, SCOPE_DEADLINE);
 }
 
-static PyObject *ctx_or_current(ctxstate *st, PyObject *c) {
-  if (!c || c == Py_None) return pyctx_current(st);
-  if (!PyObject_TypeCheck(c, st->Context) || !((CtxObject *)c)->c) {
-    PyErr_Format(PyExc_TypeError, "c must be a ctx.Context, not %.100s", Py_TYPE(c)->tp_name);
-    return NULL;
-  }
-  return Py_NewRef(c);
+/* _context_or_current(c): c, or ctx.current() for None (for the helpers). */
+static PyObject *f_context_or_current(PyObject *m, PyObject *c) {
+  return pyctx_context_or_current(ST(m), c);
 }
 
 /* sleep(seconds, c=None): raises c.err() if c ends first. */
-static PyObject *f_sleep(PyObject *m, PyObject *args, PyObject *kw) {
-  static char *kwlist[] = { "seconds", "c", NULL };
+static PyObject *f_sleep(PyObject *m, PyObject *const *a0, Py_ssize_t n, PyObject *kwn) {
+  static const char *const names[] = { "seconds", "c" };
   ctxstate *st = ST(m);
-  PyObject *secs, *c = NULL;
+  PyObject *a[2], *c;
   int64_t ns;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:sleep", kwlist, &secs, &c)) return NULL;
-  if (pyctx_seconds(st, secs, &ns) < 0 || !(c = ctx_or_current(st, c))) return NULL;
+  if (!pyctx_bind("sleep", names, 2, 2, 1, a0, n, kwn, a) ||
+      pyctx_seconds(st, a[0], &ns) < 0 || !(c = pyctx_context_or_current(st, a[1])))
+    return NULL;
   int r = pyctx_wait(st, ((CtxObject *)c)->c, ns < 0 ? 0 : ns, -1);
   PyObject *res = NULL;
   if (r == 1) res = PyObject_CallMethod(c, "check", NULL);
@@ -478,7 +327,7 @@ static PyObject *f_wait_fd(PyObject *m, PyObject *args) {
   int64_t ns = -1;
   if (!PyArg_ParseTuple(args, "OiO:_wait_fd", &c, &fd, &to)) return NULL;
   if (to != Py_None && pyctx_seconds(st, to, &ns) < 0) return NULL;
-  if (!(c = ctx_or_current(st, c))) return NULL;
+  if (!(c = pyctx_context_or_current(st, c))) return NULL;
   int r = pyctx_wait(st, ((CtxObject *)c)->c, ns, fd);
   Py_DECREF(c);
   if (r < 0) return NULL;
@@ -489,6 +338,41 @@ static PyObject *f_num_children(PyObject *m, PyObject *c) {
   ctx_t *p;
   if (pyctx_parent(ST(m), c, &p) < 0) return NULL;
   return PyLong_FromSize_t(ctx_num_children(p));
+}
+
+/* _register_types(Context, ScopeContext, Scope): the Python subclasses
+** (ctx/_types.py) that add the asyncio and decorator methods; from then on
+** every object C makes is of these types. */
+static PyObject *f_register_types(PyObject *m, PyObject *const *a, Py_ssize_t n) {
+  ctxstate *st = ST(m);
+  PyTypeObject *bases[3] = { st->Context, st->ScopeContext, st->Scope };
+  if (n != 3) {
+    PyErr_SetString(PyExc_TypeError, "_register_types takes 3 types");
+    return NULL;
+  }
+  for (int i = 0; i < 3; i++) {
+    if (!PyType_Check(a[i]) || !PyType_IsSubtype((PyTypeObject *)a[i], bases[i]) ||
+        ((PyTypeObject *)a[i])->tp_basicsize != bases[i]->tp_basicsize) {
+      PyErr_Format(PyExc_TypeError, "_register_types: argument %d must be a slot-less subclass of %s",
+                   i + 1, bases[i]->tp_name);
+      return NULL;
+    }
+  }
+  Py_SETREF(st->new_Context, (PyTypeObject *)Py_NewRef(a[0]));
+  Py_SETREF(st->new_ScopeContext, (PyTypeObject *)Py_NewRef(a[1]));
+  Py_SETREF(st->new_Scope, (PyTypeObject *)Py_NewRef(a[2]));
+  PyObject *bg = pyctx_wrap(st, st->new_Context, ctx_background());
+  PyObject *todo = bg ? pyctx_wrap(st, st->new_Context, ctx_todo()) : NULL;
+  if (!todo) { Py_XDECREF(bg); return NULL; }
+  Py_SETREF(st->background, bg);
+  Py_SETREF(st->todo, todo);
+  Py_RETURN_NONE;
+}
+
+/* _wake_path(): how the main thread is woken ("linux-timer", "posix-signal"). */
+static PyObject *f_wake_path(PyObject *m, PyObject *u) {
+  (void)m; (void)u;
+  return PyUnicode_FromString(pyctx_wake_path());
 }
 
 #define FC(f) (PyCFunction)(void (*)(void))(f)
@@ -525,11 +409,16 @@ static PyMethodDef mod_methods[] = {
     "timeout($module, /, seconds, parent=None, *, interrupt=False)\n--\n\nA scope with a timeout." },
   { "deadline", FC(f_deadline), METH_FASTCALL | METH_KEYWORDS,
     "deadline($module, /, when, parent=None, *, interrupt=False)\n--\n\nA scope with a deadline." },
-  { "sleep", FC(f_sleep), METH_VARARGS | METH_KEYWORDS,
+  { "sleep", FC(f_sleep), METH_FASTCALL | METH_KEYWORDS,
     "sleep($module, /, seconds, c=None)\n--\n\nSleeps; raises c.err() if c ends first." },
   { "_wait_fd", f_wait_fd, METH_VARARGS, NULL },
-  { "_interrupt_check", pyctx_interrupt_check, METH_NOARGS, NULL },
-  { "_wake", pyctx_wake, METH_VARARGS, NULL },
+  { "_context_or_current", f_context_or_current, METH_O, NULL },
+  { "_register_types", FC(f_register_types), METH_FASTCALL, NULL },
+  { "_interrupt_check", FC(pyctx_interrupt_check), METH_FASTCALL, NULL },
+  { "_wake", FC(pyctx_wake), METH_FASTCALL, NULL },
+  { "_on_instruction", FC(pyctx_on_instruction), METH_FASTCALL, NULL },
+  { "_on_start", FC(pyctx_on_start), METH_FASTCALL, NULL },
+  { "_wake_path", f_wake_path, METH_NOARGS, NULL },
   { "_num_children", f_num_children, METH_O, NULL },
   { "_dispatch_loop", pyctx_dispatch_loop, METH_O, NULL },
   { "_after_func_internal", FC(f_after_func_internal), METH_FASTCALL | METH_KEYWORDS, NULL },
@@ -573,6 +462,10 @@ static int mod_exec(PyObject *m) {
   if (!(st->ScopeContext = (PyTypeObject *)new_type(m, &pyctx_scopectx_spec,
                                                      (PyObject *)st->Context))) return -1;
   if (!(st->Scope = (PyTypeObject *)new_type(m, &pyctx_scope_spec, NULL))) return -1;
+  if (!(st->Shield = (PyTypeObject *)new_type(m, &pyctx_shield_spec, NULL))) return -1;
+  st->new_Context = (PyTypeObject *)Py_NewRef(st->Context);
+  st->new_ScopeContext = (PyTypeObject *)Py_NewRef(st->ScopeContext);
+  st->new_Scope = (PyTypeObject *)Py_NewRef(st->Scope);
   if (!(st->Cancel = (PyTypeObject *)new_type(m, &cancel_spec, NULL))) return -1;
   if (!(st->Stop = (PyTypeObject *)new_type(m, &stop_spec, NULL))) return -1;
   if (!(st->ContextError = new_exc(m, "ctx.ContextError", PyExc_Exception,
@@ -584,9 +477,6 @@ static int mod_exec(PyObject *m) {
   st->DeadlineExceeded = new_exc(m, "ctx.DeadlineExceeded", bases, "context deadline exceeded");
   Py_DECREF(bases);
   if (!st->DeadlineExceeded) return -1;
-  if (!(st->Interrupt = (PyTypeObject *)PyType_FromModuleAndSpec(
-          m, &pyctx_interrupt_spec, PyExc_BaseException))) return -1;
-  if (PyModule_AddObjectRef(m, "_Interrupt", (PyObject *)st->Interrupt) < 0) return -1;
   if (!(st->msg_canceled = PyUnicode_FromString("context canceled"))) return -1;
   if (!(st->msg_deadline = PyUnicode_FromString("context deadline exceeded"))) return -1;
   PyObject *cv = import_attr("contextvars", "ContextVar");
@@ -600,13 +490,18 @@ static int mod_exec(PyObject *m) {
   if (!(st->datetime = import_attr("datetime", "datetime"))) return -1;
   if (!(st->dispatch_loop = PyObject_GetAttrString(m, "_dispatch_loop"))) return -1;
   if (!(st->wake = PyObject_GetAttrString(m, "_wake"))) return -1;
+  if (!(st->on_instruction = PyObject_GetAttrString(m, "_on_instruction"))) return -1;
+  if (!(st->on_start = PyObject_GetAttrString(m, "_on_start"))) return -1;
+  if (pyctx_deliver_init(st) < 0) return -1;
   return 0;
 }
 
 static int mod_traverse(PyObject *m, visitproc visit, void *arg) {
   ctxstate *st = ST(m);
   Py_VISIT(st->Context); Py_VISIT(st->ScopeContext); Py_VISIT(st->Scope);
-  Py_VISIT(st->Cancel); Py_VISIT(st->Stop); Py_VISIT(st->Interrupt);
+  Py_VISIT(st->Shield); Py_VISIT(st->Cancel); Py_VISIT(st->Stop);
+  Py_VISIT(st->new_Context); Py_VISIT(st->new_ScopeContext); Py_VISIT(st->new_Scope);
+  Py_VISIT(st->on_instruction); Py_VISIT(st->on_start);
   Py_VISIT(st->ContextError); Py_VISIT(st->Canceled); Py_VISIT(st->DeadlineExceeded);
   Py_VISIT(st->current_var); Py_VISIT(st->background); Py_VISIT(st->todo);
   Py_VISIT(st->timedelta); Py_VISIT(st->datetime); Py_VISIT(st->dispatch_loop); Py_VISIT(st->wake);
@@ -616,7 +511,9 @@ static int mod_traverse(PyObject *m, visitproc visit, void *arg) {
 static int mod_clear(PyObject *m) {
   ctxstate *st = ST(m);
   Py_CLEAR(st->Context); Py_CLEAR(st->ScopeContext); Py_CLEAR(st->Scope);
-  Py_CLEAR(st->Cancel); Py_CLEAR(st->Stop); Py_CLEAR(st->Interrupt);
+  Py_CLEAR(st->Shield); Py_CLEAR(st->Cancel); Py_CLEAR(st->Stop);
+  Py_CLEAR(st->new_Context); Py_CLEAR(st->new_ScopeContext); Py_CLEAR(st->new_Scope);
+  Py_CLEAR(st->on_instruction); Py_CLEAR(st->on_start);
   Py_CLEAR(st->ContextError); Py_CLEAR(st->Canceled); Py_CLEAR(st->DeadlineExceeded);
   Py_CLEAR(st->msg_canceled); Py_CLEAR(st->msg_deadline);
   Py_CLEAR(st->current_var); Py_CLEAR(st->background); Py_CLEAR(st->todo);

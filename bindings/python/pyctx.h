@@ -9,7 +9,11 @@
 #include "ctx.h"
 
 typedef struct {
-  PyTypeObject *Context, *ScopeContext, *Scope, *Cancel, *Stop, *Interrupt;
+  /* the C base types (type checks use them) */
+  PyTypeObject *Context, *ScopeContext, *Scope, *Shield, *Cancel, *Stop;
+  /* what C instantiates: the Python subclasses registered by ctx/_types.py
+  ** (they add the asyncio and decorator methods), the bases until then */
+  PyTypeObject *new_Context, *new_ScopeContext, *new_Scope;
   PyObject *ContextError, *Canceled, *DeadlineExceeded;
   PyObject *msg_canceled, *msg_deadline;
   PyObject *current_var;        /* contextvars.ContextVar('ctx.current') */
@@ -17,6 +21,7 @@ typedef struct {
   PyObject *timedelta, *datetime;
   PyObject *dispatch_loop;      /* the module's _dispatch_loop function */
   PyObject *wake;               /* the module's _wake function (a signal handler) */
+  PyObject *on_instruction, *on_start;  /* sys.monitoring callbacks (3.12+) */
 } ctxstate;
 
 typedef struct {
@@ -25,6 +30,20 @@ typedef struct {
   PyObject *err;         /* cached c.err() instance, NULL until done */
   PyObject *weakreflist;
 } CtxObject;
+
+/* The Context bound by a scope, and the value of ctx.current while inside it:
+** a record of the scope chain. A scope entered by a generator's own frame is
+** the generator's: it is current (and interrupts) only while the generator
+** runs, so a suspended generator never leaves its scope to its caller. */
+typedef struct {
+  CtxObject base;
+  PyObject *prev;        /* ctx.current's value when entered; NULL once exited */
+  PyObject *owner;       /* weakref to the generator/coroutine whose frame entered it */
+  const void *frame;     /* the entering frame: compared, never dereferenced */
+  int hide;              /* a generator's (not a coroutine's): hidden while suspended */
+  int chain_hide;        /* this record or one below it hides */
+  int exited;
+} ScopeCtxObject;
 
 typedef struct ithread ithread_t;
 
@@ -35,77 +54,162 @@ typedef struct ScopeObject {
   int interrupt;
   int64_t ns;            /* timeout ns or monotonic deadline */
   PyObject *parent;      /* Context or NULL (current() at enter) */
-  CtxObject *active;     /* the ScopeContext while inside, else NULL */
+  ScopeCtxObject *active;  /* the ScopeContext while inside, else NULL */
   PyObject *token;       /* ContextVar token while inside */
   PyObject *aux;         /* scratch slot for the Python layer (asyncio) */
-  /* interrupt bookkeeping, guarded by the GIL */
-  int istate;            /* IS_ACTIVE, IS_FIRED, IS_EXITED */
-  int depth;             /* 1 for the outermost interrupting scope of a thread */
-  int delivered_depth;   /* innermost scope depth when our stop was raised */
-  ithread_t *ith;
-  struct ScopeObject *outer;
+  /* interrupt bookkeeping, guarded by the GIL (interrupt.c) */
+  int istate;            /* IS_ACTIVE or IS_EXITED */
+  int64_t raised_at;     /* when its stop was last raised (ctx_now), 0 never */
+  ithread_t *ith;        /* the thread it interrupts */
+  struct ScopeObject *outer;  /* the scope entered before it on that thread */
   ctx_after_t *after;
-  void *timer;           /* a POSIX timer (main thread, deadline) or NULL */
-  PyObject *delivered;   /* the last stop instance raised for this scope */
+  ctx_executor_t wake;   /* signals the main thread as its context ends */
+  unsigned fork_gen;     /* the fork generation it was entered in */
+  void *timer;           /* a POSIX timer (Linux main thread, deadline) or NULL */
+  ctx_t *rearm;          /* when its caught stop is raised again */
+  ctx_after_t *rearm_after;
+  int64_t rearm_at;
+  int wake_main;         /* it interrupts the main thread: signal it */
   PyObject *weakreflist;
 } ScopeObject;
 
 enum { SCOPE_CANCEL, SCOPE_TIMEOUT, SCOPE_DEADLINE };
-enum { IS_ACTIVE, IS_FIRED, IS_EXITED };
-
-/* Per thread with interrupting scopes: freed when its last scope exits. */
-struct ithread {
-  unsigned long tid;
-  ScopeObject *top;      /* innermost interrupting scope (borrowed) */
-  ScopeObject *pending;  /* scope whose async exception is set, not yet raised */
-};
+enum { IS_ACTIVE, IS_EXITED };
 
 extern PyModuleDef pyctx_module;
 
-/* module.c (and dispatch.c) */
+/* ---- args.c: argument conversion, one place for every function ---- */
 ctxstate *pyctx_state_of(PyTypeObject *tp);
+int pyctx_check_rc(int rc);           /* CTX_E* -> Python exception, -1 */
+/* Binds positional and keyword arguments to names[0..want) as a def would:
+** the first npos may be positional, the rest are keyword-only; the first
+** `required` must be given; missing optional ones stay NULL. */
+int pyctx_bind(const char *fname, const char *const *names, Py_ssize_t want,
+               Py_ssize_t npos, Py_ssize_t required, PyObject *const *a, Py_ssize_t n,
+               PyObject *kwn, PyObject **out);
+/* TypeError "<what> must be a ctx.Context" unless o is one */
+int pyctx_context_arg(ctxstate *st, PyObject *o, const char *what, ctx_t **out);
+int pyctx_parent(ctxstate *st, PyObject *o, ctx_t **out);  /* what = "parent" */
+/* o, or ctx.current() for NULL/None: a new reference, NULL with TypeError */
+PyObject *pyctx_context_or_current(ctxstate *st, PyObject *o);
+int pyctx_seconds(ctxstate *st, PyObject *o, int64_t *ns);
+int pyctx_when(ctxstate *st, PyObject *o, int64_t *mono);
+int pyctx_cause_arg(PyObject *cause);  /* TypeError unless exception or None */
+
+/* ---- module.c ---- */
+PyObject *pyctx_wrap(ctxstate *st, PyTypeObject *tp, ctx_t *c);  /* steals c */
+/* cancel(cause=None) of cancel functions and scopes: None records the plain error */
+PyObject *pyctx_cancel_with(ctx_t *c, PyObject *cause);
+
+/* ---- dispatch.c: handing work between threads ---- */
 void pyctx_release(void *obj);        /* Py_DECREF from any thread */
 /* user after_func callbacks run on one dispatcher thread, the library's own
 ** (scope stops, async with, wait_async) on another */
 enum { PYCTX_Q_USER, PYCTX_Q_INTERNAL };
 extern ctx_executor_t pyctx_dispatcher, pyctx_internal_dispatcher;
-extern ctx_executor_t pyctx_main_executor;
 int pyctx_ensure_dispatcher(ctxstate *st, int which);
-int pyctx_install_wake(ctxstate *st);  /* main thread only */
-int pyctx_wake_sig(void);              /* 0 when not installed */
-int pyctx_check_rc(int rc);           /* CTX_E* -> Python exception, -1 */
-PyObject *pyctx_wrap(ctxstate *st, PyTypeObject *tp, ctx_t *c);  /* steals c */
-int pyctx_parent(ctxstate *st, PyObject *o, ctx_t **out);  /* TypeError if not */
-int pyctx_seconds(ctxstate *st, PyObject *o, int64_t *ns);
-int pyctx_when(ctxstate *st, PyObject *o, int64_t *mono);
-int pyctx_cause_arg(PyObject *cause);  /* TypeError unless exception or None */
-/* cancel(cause=None) of cancel functions and scopes: None records the plain error */
-PyObject *pyctx_cancel_with(ctx_t *c, PyObject *cause);
 unsigned long pyctx_main_ident(void);
-
-/* dispatch.c */
 void pyctx_set_main_ident(unsigned long id);
 PyObject *pyctx_dispatch_loop(PyObject *mod, PyObject *which);
 PyObject *pyctx_shutdown(PyObject *mod, PyObject *unused);
 PyObject *pyctx_after_fork_child(PyObject *mod, PyObject *unused);
-PyObject *pyctx_wake(PyObject *mod, PyObject *args);
 
-/* context.c */
+/* ---- context.c ---- */
 extern PyType_Spec pyctx_context_spec, pyctx_scopectx_spec;
 PyObject *pyctx_err_instance(ctxstate *st, CtxObject *self);  /* new ref or None */
 PyObject *pyctx_new_err(ctxstate *st, ctx_t *c);  /* fresh instance with __cause__ */
-/* Waits for c (or extra_fd readable, or this thread's interrupting scopes).
-** Returns 1 done, 2 extra_fd ready, 0 timed out, -1 with an exception. */
+/* The one wait of the binding: for c (NULL: none), extra_fd readable (or -1),
+** or a stop of this thread's interrupting scopes, at most timeout_ns
+** (negative: no limit). Returns 1 done, 2 extra_fd ready, 0 timed out, -1
+** with an exception (the stop, or KeyboardInterrupt from a signal handler). */
 int pyctx_wait(ctxstate *st, ctx_t *c, int64_t timeout_ns, int extra_fd);
 
-/* scope.c */
-extern PyType_Spec pyctx_scope_spec, pyctx_interrupt_spec;
+/* ---- scope.c ---- */
+extern PyType_Spec pyctx_scope_spec;
 PyObject *pyctx_current(ctxstate *st);  /* new reference */
 PyObject *pyctx_make_scope(ctxstate *st, int kind, int64_t ns, PyObject *parent,
                            int interrupt);
-/* Raises the stop of an ended interrupting scope of this thread: -1 if one
-** was raised, 0 if none; fills fds with the fds of still-active ones. */
-PyObject *pyctx_interrupt_check(PyObject *mod, PyObject *unused);
-int pyctx_interrupt_poll(ctxstate *st, int *fds, int max, int *nfds);
+/* The owner of a scope or shield entered by frame f: a weakref to its
+** generator (or coroutine, if want_coro) when f is one's own frame, else
+** NULL; *hide for a generator, whose scope its caller must not see. */
+PyObject *pyctx_frame_owner(PyFrameObject *f, int want_coro, int *hide);
+/* 1 if the generator or coroutine behind a weakref is executing now, 2 if it
+** is in the middle of a step (executing, or awaiting inside it), 0 if not */
+int pyctx_owner_state(PyObject *owner_ref);
+
+/* ---- interrupt.c: interrupt=True scopes and shields, per thread ---- */
+
+/* The period after which a stop that was caught is raised again while its
+** thread is still inside the ended block (level-triggered, as Lua's ctx.run). */
+#define PYCTX_REARM_NS (20 * 1000000LL)
+
+typedef struct { const void *shield; PyObject *owner; const void *frame; } shield_entry_t;
+
+/* Per thread with interrupting scopes or shields; all fields but `dead` are
+** guarded by the GIL. Freed by its own thread once empty. */
+struct ithread {
+  unsigned long tid;          /* PyThread ident */
+  PyThreadState *tstate;      /* its thread state (validated before use) */
+  int is_main;
+  volatile int dead;          /* its thread exited, or it was forked away */
+  ScopeObject *top;           /* innermost interrupting scope */
+  shield_entry_t *shields;    /* active shields, innermost last */
+  size_t nshields, cap;
+  /* instruction-level delivery (deliver.c) */
+  int armed;
+  Py_tracefunc trace_prev;    /* 3.11: the tracer we chain to while armed */
+  PyObject *trace_prev_obj;
+  PyObject *armed_codes;      /* 3.12+: code objects given local events */
+  int skips, after_back;      /* jumps passed over since armed (deliver.c) */
+  struct ithread *next_all;   /* every ithread, for fork() */
+};
+
+int pyctx_interrupt_enter(ctxstate *st, ScopeObject *s);
+/* leaves s's interrupt duty; on a normal exit (passing NULL), raises the stop
+** of an enclosing scope that ended meanwhile: -1 with it set */
+int pyctx_interrupt_exit(ctxstate *st, ScopeObject *s, PyObject *passing);
+void pyctx_interrupt_dealloc(ScopeObject *s);
+/* For waits: -1 with the stop set if one is due now; else 0, with the
+** contexts of this thread's interrupting scopes that may still end (new
+** references in a PyMem array, *cs NULL when none) and when the next stop
+** falls due (CTX_FOREVER if none). */
+int pyctx_interrupt_poll(ctxstate *st, ctx_t ***cs, size_t *n, int64_t *due);
+void pyctx_interrupt_fork_child(void);
+ithread_t *pyctx_ith(void);   /* this thread's, or NULL */
+/* Raises this thread's due stop now: -1 with it set, 0 if none is due
+** (force: ignore the re-raise period, for scope and shield exits). */
+int pyctx_try_raise(ctxstate *st, ithread_t *ith, int force);
+int pyctx_stop_pending(ithread_t *ith);  /* a scope of ith has ended */
+/* the thread behind ith still runs (its thread state is live) */
+int pyctx_ith_alive(ithread_t *ith);
+extern PyType_Spec pyctx_shield_spec;
+PyObject *pyctx_interrupt_check(PyObject *mod, PyObject *const *a, Py_ssize_t n);
+
+/* ---- deliver.c: raising a stop where CPython handles it right ----
+** Not from the eval breaker (an asynchronous exception there escapes its
+** handlers: gh-108214, gh-139622) but at the next instruction event: a line
+** or call trace event on 3.11, a sys.monitoring INSTRUCTION or PY_START event
+** on 3.12+. */
+int pyctx_deliver_init(ctxstate *st);
+void pyctx_arm(ctxstate *st, ithread_t *ith);    /* any thread, GIL held */
+void pyctx_disarm(ithread_t *ith);
+/* whether f sits at an eval-breaker check (a backward jump, a resume), where
+** raising is unsafe, rather than inside a call */
+int pyctx_at_eval_breaker(PyFrameObject *f);
+void pyctx_deliver_shutdown(void);
+PyObject *pyctx_wake(PyObject *mod, PyObject *const *a, Py_ssize_t n);
+PyObject *pyctx_on_instruction(PyObject *mod, PyObject *const *a, Py_ssize_t n);
+PyObject *pyctx_on_start(PyObject *mod, PyObject *const *a, Py_ssize_t n);
+
+/* ---- wake.c: the signal that wakes the main thread (platform) ---- */
+int pyctx_install_wake(ctxstate *st);  /* main thread only */
+int pyctx_wake_sig(void);              /* 0 when not installed */
+void pyctx_wake_main(void);            /* from any thread, no GIL needed */
+/* a kernel timer that signals this (main) thread at a deadline, where the
+** platform has one (Linux), else NULL: the timer thread's callback signals */
+void *pyctx_timer_arm(int64_t deadline);
+void pyctx_timer_disarm(void *timer);
+void pyctx_timer_forget(void *timer);  /* after fork: the kernel dropped it */
+const char *pyctx_wake_path(void);     /* "linux-timer" or "posix-signal" */
 
 #endif

@@ -1,268 +1,163 @@
-/* scope.c — scopes (ctx.scope/timeout/deadline as `with`), ctx.current(),
-** and interrupt=True: raising a scope's stop in its thread, never after exit. */
-#include <signal.h>
-#include <stdlib.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
+/* scope.c — scopes (ctx.scope/timeout/deadline as `with`) and ctx.current():
+** the chain of scope records, which knows the generators that suspend inside one. */
 #include "pyctx.h"
 #include "structmember.h"
 
-/* the innermost interrupting scopes of this thread (NULL when there are none) */
-static _Thread_local ithread_t *tls_ith;
+/* ---- owners: the generator or coroutine whose frame entered a scope ---- */
+
+static PyObject *weak_get(PyObject *ref) {  /* new reference or NULL */
+#if PY_VERSION_HEX >= 0x030D0000
+  PyObject *o;
+  if (PyWeakref_GetRef(ref, &o) < 0) { PyErr_Clear(); return NULL; }
+  return o;
+#else
+  PyObject *o = PyWeakref_GetObject(ref);
+  return o && o != Py_None ? Py_NewRef(o) : NULL;
+#endif
+}
+
+static int attr_true(PyObject *o, const char *name) {
+  PyObject *v = PyObject_GetAttrString(o, name);
+  if (!v) { PyErr_Clear(); return 0; }
+  int r = v != Py_None && PyObject_IsTrue(v) == 1;
+  Py_DECREF(v);
+  return r;
+}
+
+int pyctx_owner_state(PyObject *ref) {
+  PyObject *g = weak_get(ref);
+  if (!g) return 0;  /* gone: it runs nowhere */
+  int r;
+  if (PyCoro_CheckExact(g))
+    r = attr_true(g, "cr_running") ? 1 : attr_true(g, "cr_await") ? 2 : 0;
+  else if (PyAsyncGen_CheckExact(g))
+    r = attr_true(g, "ag_running") ? 1 : attr_true(g, "ag_await") ? 2 : 0;
+  else
+    r = attr_true(g, "gi_running");
+  Py_DECREF(g);
+  return r;
+}
+
+/* The owner of a scope entered by frame f, as a weak reference: its
+** generator or coroutine when f is one's own frame, NULL for a plain
+** function, and NULL for a generator driven by a context manager's
+** __enter__/__aenter__ (contextlib.contextmanager): that one wraps its
+** caller's block on purpose. *hide: a generator, whose scope its caller
+** must not see while it is suspended (a coroutine's task suspends whole). */
+PyObject *pyctx_frame_owner(PyFrameObject *f, int want_coro, int *hide) {
+  *hide = 0;
+  if (!f) return NULL;
+  PyCodeObject *code = PyFrame_GetCode(f);
+  int flags = code->co_flags;
+  Py_DECREF(code);
+  int gen = (flags & (CO_GENERATOR | CO_ASYNC_GENERATOR)) != 0;
+  int coro = (flags & (CO_COROUTINE | CO_ITERABLE_COROUTINE)) != 0;
+  if (!gen && !(coro && want_coro)) return NULL;
+  PyFrameObject *back = PyFrame_GetBack(f);
+  if (back) {
+    PyCodeObject *bc = PyFrame_GetCode(back);
+    int cm = PyUnicode_CompareWithASCIIString(bc->co_name, "__enter__") == 0 ||
+             PyUnicode_CompareWithASCIIString(bc->co_name, "__aenter__") == 0;
+    Py_DECREF(bc);
+    Py_DECREF(back);
+    if (cm) return NULL;
+  }
+  PyObject *g = PyFrame_GetGenerator(f);
+  if (!g) { PyErr_Clear(); return NULL; }
+  PyObject *w = PyWeakref_NewRef(g, NULL);
+  Py_DECREF(g);
+  if (!w) { PyErr_Clear(); return NULL; }
+  *hide = gen && !coro;
+  return w;
+}
+
+/* ---- ctx.current() ---- */
+
+static int is_record(ctxstate *st, PyObject *v) {
+  return v && PyObject_TypeCheck(v, st->ScopeContext);
+}
+
+/* Whether record r may be current: not exited, and a generator's only while
+** the generator is in the middle of a step. */
+static int visible(ScopeCtxObject *r) {
+  return !r->exited && (!r->hide || pyctx_owner_state(r->owner) != 0);
+}
+
+/* The slow path, for chains with exited records or generators' scopes: the
+** innermost visible record on this thread's frame stack wins (a generator
+** resumed inside its caller's later scope still sees its own); records
+** whose frame is not on the stack (a context copied to another thread)
+** come after, newest first. */
+static PyObject *resolve(ctxstate *st, PyObject *top) {
+  Py_ssize_t n = 0, cap = 16;
+  ScopeCtxObject *small[16], **vis = small;
+  int any_hide = 0;
+  for (PyObject *v = top; is_record(st, v); v = ((ScopeCtxObject *)v)->prev) {
+    ScopeCtxObject *r = (ScopeCtxObject *)v;
+    if (!visible(r)) continue;
+    if (n == cap) {
+      ScopeCtxObject **grown = PyMem_Malloc(2 * cap * sizeof *grown);
+      if (!grown) { if (vis != small) PyMem_Free(vis); return PyErr_NoMemory(); }
+      memcpy(grown, vis, n * sizeof *grown);
+      if (vis != small) PyMem_Free(vis);
+      vis = grown;
+      cap *= 2;
+    }
+    vis[n++] = r;
+    any_hide |= r->hide;
+  }
+  PyObject *res = NULL;
+  if (any_hide) {
+    PyFrameObject *f = PyEval_GetFrame();
+    Py_XINCREF(f);
+    while (f && !res) {
+      for (Py_ssize_t i = 0; i < n && !res; i++)
+        if (vis[i]->frame == (const void *)f) res = (PyObject *)vis[i];
+      PyFrameObject *b = PyFrame_GetBack(f);
+      Py_DECREF(f);
+      f = b;
+    }
+    Py_XDECREF(f);
+  }
+  for (Py_ssize_t i = 0; i < n && !res; i++)
+    if (!vis[i]->hide) res = (PyObject *)vis[i];
+  if (vis != small) PyMem_Free(vis);
+  return Py_NewRef(res ? res : st->background);
+}
 
 PyObject *pyctx_current(ctxstate *st) {
   PyObject *v;
   if (PyContextVar_Get(st->current_var, NULL, &v) < 0) return NULL;
-  return v ? v : Py_NewRef(st->background);
-}
-
-PyObject *pyctx_make_scope(ctxstate *st, int kind, int64_t ns, PyObject *parent,
-                           int interrupt) {
-  ScopeObject *s = PyObject_GC_New(ScopeObject, st->Scope);
-  if (!s) return NULL;
-  s->kind = kind;
-  s->interrupt = interrupt;
-  s->ns = ns;
-  s->parent = Py_XNewRef(parent);
-  s->active = NULL;
-  s->token = NULL;
-  s->aux = NULL;
-  s->istate = IS_EXITED;
-  s->depth = s->delivered_depth = 0;
-  s->ith = NULL;
-  s->outer = NULL;
-  s->after = NULL;
-  s->timer = NULL;
-  s->delivered = NULL;
-  s->weakreflist = NULL;
-  PyObject_GC_Track(s);
-  return (PyObject *)s;
-}
-
-/* ---- interrupts ---- */
-
-/* Raises S's stop in this thread (S's own thread) as a fresh instance. */
-static void deliver(ctxstate *st, ScopeObject *s) {
-  PyObject *inst = pyctx_new_err(st, s->active->c);
-  if (!inst) return;
-  s->istate = IS_FIRED;
-  s->delivered_depth = s->ith->top ? s->ith->top->depth : s->depth;
-  Py_XSETREF(s->delivered, Py_NewRef(inst));
-  PyErr_SetObject((PyObject *)Py_TYPE(inst), inst);
-  Py_DECREF(inst);
-}
-
-/* A stop from another thread: set an async exception of the _Interrupt class,
-** whose constructor (run in the target thread) yields the pending stop. */
-static void fire_async(ctxstate *st, ScopeObject *s) {
-  ithread_t *ith = s->ith;
-  s->istate = IS_FIRED;
-  if (ith->pending && ith->pending->depth <= s->depth) return;  /* outer wins */
-  ith->pending = s;
-  PyThreadState_SetAsyncExc(ith->tid, (PyObject *)st->Interrupt);
-}
-
-/* Whether an outer scope's stop was raised while S was active: S's context,
-** its child, ended with it, and raising S's own stop as well would hit the
-** code handling the first one; the outer stop is raised again when S exits
-** if that code swallowed it. */
-static int covered(ScopeObject *s) {
-  for (ScopeObject *o = s->outer; o; o = o->outer)
-    if (o->istate == IS_FIRED && o->delivered_depth >= s->depth) return 1;
-  return 0;
-}
-
-static void interrupt_fn(void *arg) {
-  ScopeObject *s = arg;
-  if (s->istate != IS_ACTIVE) return;  /* exited (or already raised) */
-  if (covered(s)) {
-    s->istate = IS_FIRED;
-    return;
-  }
-  ctxstate *st = pyctx_state_of(Py_TYPE(s));
-  if (!st) { PyErr_Clear(); return; }
-  if (PyThread_get_thread_ident() == s->ith->tid) {
-    /* a pending call in the main thread: raise right here (an outer stop
-    ** already set as an async exception wins) */
-    ScopeObject *p = s->ith->pending;
-    if (p) {
-      PyThreadState_SetAsyncExc(s->ith->tid, NULL);
-      s->ith->pending = NULL;
-      if (p->depth < s->depth) {
-        s->istate = IS_FIRED;
-        s = p;
-      }
-    }
-    deliver(st, s);
-  } else {
-    fire_async(st, s);
-  }
-}
-
-int pyctx_interrupt_poll(ctxstate *st, int *fds, int max, int *nfds) {
-  ithread_t *ith = tls_ith;
-  *nfds = 0;
-  if (!ith) return 0;
-  if (ith->pending) {  /* set from another thread while we slept: raise it now */
-    ScopeObject *p = ith->pending;
-    ith->pending = NULL;
-    PyThreadState_SetAsyncExc(ith->tid, NULL);
-    deliver(st, p);
-    return -1;
-  }
-  ScopeObject *chain[64];
-  int n = 0;
-  for (ScopeObject *s = ith->top; s && n < 64; s = s->outer) chain[n++] = s;
-  for (int i = n - 1; i >= 0; i--) {  /* outermost first: its stop wins */
-    ScopeObject *s = chain[i];
-    if (s->istate != IS_ACTIVE) continue;
-    if (ctx_done(s->active->c)) {
-      if (covered(s)) {
-        s->istate = IS_FIRED;
-        continue;
-      }
-      deliver(st, s);
-      return -1;
-    }
-    int fd = *nfds < max ? ctx_fd(s->active->c) : -1;
-    if (fd >= 0) fds[(*nfds)++] = fd;
-  }
-  return 0;
-}
-
-/* _interrupt_check(): raises now the stop of an ended interrupting scope of
-** this thread (signal handlers call it: blocking calls then fail at once). */
-PyObject *pyctx_interrupt_check(PyObject *mod, PyObject *unused) {
-  (void)unused;
-  ctxstate *st = PyModule_GetState(mod);
-  int fds[8], n;
-  if (pyctx_interrupt_poll(st, fds, 8, &n) < 0) return NULL;
-  /* woken by a scope's own POSIX timer: its deadline has passed, but the core's
-  ** timer thread may still wait for a CPU: fire the deadline from here */
-  for (ScopeObject *s = tls_ith ? tls_ith->top : NULL; s; s = s->outer) {
-    int64_t d;
-    if (s->istate == IS_ACTIVE && ctx_deadline(s->active->c, &d) && d <= ctx_now()) {
-      ctx_expire(s->active->c);  /* ends it now, as the timer thread would */
-      if (pyctx_interrupt_poll(st, fds, 8, &n) < 0) return NULL;
-      break;
+  if (!v) return Py_NewRef(st->background);
+  if (is_record(st, v)) {
+    ScopeCtxObject *r = (ScopeCtxObject *)v;
+    if (r->chain_hide || r->exited) {
+      PyObject *res = resolve(st, v);
+      Py_DECREF(v);
+      return res;
     }
   }
-  Py_RETURN_NONE;
-}
-
-/* Arms a per-scope POSIX timer that signals this (main) thread right at the
-** deadline: the kernel delivers it even while this thread keeps the CPU. */
-static void arm_timer(ScopeObject *s) {
-  int64_t d;
-  int sig = pyctx_wake_sig();
-  if (!sig || !ctx_deadline(s->active->c, &d)) return;
-  struct sigevent ev = { 0 };
-  ev.sigev_notify = SIGEV_THREAD_ID;
-  ev.sigev_signo = sig;
-#ifdef sigev_notify_thread_id
-  ev.sigev_notify_thread_id = (pid_t)syscall(SYS_gettid);
-#else
-  ev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
-#endif
-  timer_t t;
-  if (timer_create(CLOCK_MONOTONIC, &ev, &t) != 0) return;  /* best effort */
-  struct itimerspec its = { { 0, 0 }, { (time_t)(d / 1000000000), (long)(d % 1000000000) } };
-  if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) its.it_value.tv_nsec = 1;
-  if (timer_settime(t, TIMER_ABSTIME, &its, NULL) != 0) { timer_delete(t); return; }
-  timer_t *box = malloc(sizeof *box);
-  if (!box) { timer_delete(t); return; }
-  *box = t;
-  s->timer = box;
-}
-
-static void disarm_timer(ScopeObject *s) {
-  if (!s->timer) return;
-  timer_delete(*(timer_t *)s->timer);
-  free(s->timer);
-  s->timer = NULL;
-}
-
-static int interrupt_enter(ctxstate *st, ScopeObject *s) {
-  ithread_t *ith = tls_ith;
-  unsigned long tid = PyThread_get_thread_ident();
-  int is_main = tid == pyctx_main_ident();
-  if (!is_main && pyctx_ensure_dispatcher(st, PYCTX_Q_INTERNAL) < 0) return -1;
-  if (is_main && pyctx_install_wake(st) < 0) return -1;
-  if (!ith) {
-    if (!(ith = PyMem_RawMalloc(sizeof *ith))) { PyErr_NoMemory(); return -1; }
-    ith->tid = tid;
-    ith->top = ith->pending = NULL;
-    tls_ith = ith;
-  }
-  s->ith = ith;
-  s->outer = ith->top;
-  s->depth = s->outer ? s->outer->depth + 1 : 1;
-  s->delivered_depth = 0;
-  s->istate = IS_ACTIVE;
-  ith->top = s;
-  Py_INCREF(s);  /* the thread's stack holds it until exit */
-  Py_INCREF(s);  /* the callback's argument */
-  int rc = ctx_after_func(s->active->c, interrupt_fn, s, pyctx_release,
-                          is_main ? &pyctx_main_executor : &pyctx_internal_dispatcher,
-                          &s->after);
-  if (!rc && is_main) arm_timer(s);
-  if (rc) {
-    ith->top = s->outer;
-    s->istate = IS_EXITED;
-    if (!ith->top) { tls_ith = NULL; PyMem_RawFree(ith); }
-    Py_DECREF(s);  /* the callback's argument: not taken on failure */
-    Py_DECREF(s);  /* the thread's stack */
-    return pyctx_check_rc(rc);
-  }
-  return 0;
-}
-
-/* Leaves S's interrupt duty; may raise an outer scope's stop that was
-** swallowed inside S (so an inner except cannot eat it). */
-static void interrupt_exit(ctxstate *st, ScopeObject *s, PyObject *passing) {
-  ithread_t *ith = s->ith;
-  s->istate = IS_EXITED;
-  disarm_timer(s);
-  if (s->after) {
-    ctx_after_stop(s->after);
-    ctx_after_free(s->after);
-    s->after = NULL;
-  }
-  if (ith->pending == s) {  /* raised too late: never after the block */
-    PyThreadState_SetAsyncExc(ith->tid, NULL);
-    ith->pending = NULL;
-  }
-  if (ith->top == s) {
-    ith->top = s->outer;
-  } else {
-    for (ScopeObject *k = ith->top; k; k = k->outer)
-      if (k->outer == s) { k->outer = s->outer; break; }
-  }
-  ScopeObject *owner = NULL;
-  for (ScopeObject *o = s->outer; o; o = o->outer)
-    if (o->istate == IS_FIRED && o->delivered_depth >= s->depth && ith->pending != o)
-      owner = o;  /* keep the outermost */
-  if (owner) {
-    if (passing && passing == owner->delivered) owner->delivered_depth = s->depth - 1;
-    else deliver(st, owner);
-  }
-  Py_CLEAR(s->delivered);
-  s->outer = NULL;
-  /* freed by its own thread only: a scope exited elsewhere leaves it in place */
-  if (!ith->top && ith == tls_ith) {
-    if (ith->pending) PyThreadState_SetAsyncExc(ith->tid, NULL);
-    tls_ith = NULL;
-    PyMem_RawFree(ith);
-  }
-  s->ith = NULL;
-  Py_DECREF(s);  /* the stack's reference; the caller still holds one */
+  return v;
 }
 
 /* ---- the Scope type ---- */
 
-static PyObject *sc_enter(ScopeObject *self, PyObject *u) {
-  (void)u;
+PyObject *pyctx_make_scope(ctxstate *st, int kind, int64_t ns, PyObject *parent,
+                           int interrupt) {
+  ScopeObject *s = PyObject_GC_New(ScopeObject, st->new_Scope);
+  if (!s) return NULL;
+  memset((char *)s + sizeof(PyObject), 0, sizeof *s - sizeof(PyObject));
+  s->kind = kind;
+  s->interrupt = interrupt;
+  s->ns = ns;
+  s->parent = Py_XNewRef(parent);
+  s->istate = IS_EXITED;
+  PyObject_GC_Track(s);
+  return (PyObject *)s;
+}
+
+/* Enters the scope on behalf of frame f (the `with` statement's frame). */
+static PyObject *enter_at(ScopeObject *self, PyFrameObject *f) {
   ctxstate *st = pyctx_state_of(Py_TYPE(self));
   if (self->active) {
     PyErr_SetString(PyExc_RuntimeError, "this scope is already active");
@@ -276,21 +171,73 @@ static PyObject *sc_enter(ScopeObject *self, PyObject *u) {
          : ctx_with_deadline(p, self->ns, &c);
   Py_DECREF(parent);
   if (rc) return pyctx_check_rc(rc), NULL;
-  CtxObject *co = (CtxObject *)pyctx_wrap(st, st->ScopeContext, c);
-  if (!co) return NULL;
-  PyObject *token = PyContextVar_Set(st->current_var, (PyObject *)co);
-  if (!token) { Py_DECREF(co); return NULL; }
-  self->active = co;
+  ScopeCtxObject *r = (ScopeCtxObject *)pyctx_wrap(st, st->new_ScopeContext, c);
+  if (!r) return NULL;
+  if (PyContextVar_Get(st->current_var, NULL, &r->prev) < 0) goto fail;
+  r->frame = f;
+  r->owner = pyctx_frame_owner(f, self->interrupt, &r->hide);
+  r->chain_hide = r->hide || (is_record(st, r->prev) && ((ScopeCtxObject *)r->prev)->chain_hide);
+  PyObject *token = PyContextVar_Set(st->current_var, (PyObject *)r);
+  if (!token) goto fail;
+  self->active = r;
   self->token = token;
-  if (self->interrupt && interrupt_enter(st, self) < 0) {
-    PyObject *r = PyObject_CallMethod(st->current_var, "reset", "O", token);
-    Py_XDECREF(r);
-    ctx_cancel(co->c);
+  if (self->interrupt && pyctx_interrupt_enter(st, self) < 0) {
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    if (PyContextVar_Reset(st->current_var, token) < 0) PyErr_Clear();
+    ctx_cancel(c);
+    r->exited = 1;
     Py_CLEAR(self->active);
     Py_CLEAR(self->token);
+    PyErr_Restore(et, ev, tb);
     return NULL;
   }
-  return Py_NewRef(co);
+  return Py_NewRef(r);
+fail:
+  ctx_cancel(c);
+  Py_DECREF(r);
+  return NULL;
+}
+
+static PyObject *sc_enter(ScopeObject *self, PyObject *u) {
+  (void)u;
+  return enter_at(self, PyEval_GetFrame());
+}
+
+/* _enter_at(frame): __aenter__ enters on behalf of the `async with` frame. */
+static PyObject *sc_enter_at(ScopeObject *self, PyObject *frame) {
+  if (!PyFrame_Check(frame)) {
+    PyErr_SetString(PyExc_TypeError, "_enter_at(frame) takes a frame");
+    return NULL;
+  }
+  return enter_at(self, (PyFrameObject *)frame);
+}
+
+/* Takes record r out of ctx.current: restored to what it was before r when r
+** is on top here, else marked exited (a generator's scope ending under a
+** later one of its caller, or in another thread): current() skips it. */
+static void leave_record(ctxstate *st, ScopeObject *self) {
+  ScopeCtxObject *r = self->active;
+  r->exited = 1;
+  PyObject *v;
+  if (PyContextVar_Get(st->current_var, NULL, &v) < 0) { PyErr_Clear(); return; }
+  if (v == (PyObject *)r && PyContextVar_Reset(st->current_var, self->token) < 0) {
+    PyErr_Clear();  /* a token of another Context (a copy): set it back by hand */
+    PyObject *t = PyContextVar_Set(st->current_var, r->prev ? r->prev : st->background);
+    if (t) Py_DECREF(t); else PyErr_Clear();
+  }
+  Py_XDECREF(v);
+  /* exited records left on top by out-of-order exits: drop them now, so
+  ** that current() takes its fast path again (tokens still active hold
+  ** their own old values, which they restore regardless) */
+  for (int i = 0; i < 64; i++) {
+    if (PyContextVar_Get(st->current_var, NULL, &v) < 0) { PyErr_Clear(); return; }
+    int stale = is_record(st, v) && ((ScopeCtxObject *)v)->exited && ((ScopeCtxObject *)v)->prev;
+    PyObject *t = stale ? PyContextVar_Set(st->current_var, ((ScopeCtxObject *)v)->prev) : NULL;
+    Py_XDECREF(v);
+    if (!stale) return;
+    if (t) Py_DECREF(t); else { PyErr_Clear(); return; }
+  }
 }
 
 static PyObject *sc_exit(ScopeObject *self, PyObject *const *a, Py_ssize_t n) {
@@ -298,18 +245,17 @@ static PyObject *sc_exit(ScopeObject *self, PyObject *const *a, Py_ssize_t n) {
   ctxstate *st = pyctx_state_of(Py_TYPE(self));
   PyObject *passing = n >= 2 && a[1] != Py_None ? a[1] : NULL;
   int failed = 0;
-  if (self->interrupt && self->ith) {
-    interrupt_exit(st, self, passing);
-    failed = PyErr_Occurred() != NULL;
-  }
+  if (self->interrupt && self->ith) failed = pyctx_interrupt_exit(st, self, passing) < 0;
   PyObject *et = NULL, *ev = NULL, *tb = NULL;
   if (failed) PyErr_Fetch(&et, &ev, &tb);
-  if (PyContextVar_Reset(st->current_var, self->token) < 0) failed = 1;
-  ctx_cancel(self->active->c);
+  leave_record(st, self);
+  ctx_cancel(self->active->base.c);
   Py_CLEAR(self->token);
   Py_CLEAR(self->active);
-  if (et) PyErr_Restore(et, ev, tb);
-  if (failed) return NULL;
+  if (failed) {
+    PyErr_Restore(et, ev, tb);
+    return NULL;
+  }
   Py_RETURN_FALSE;
 }
 
@@ -329,22 +275,28 @@ static PyObject *sc_get_interrupt(ScopeObject *self, void *closure) {
   return PyBool_FromLong(self->interrupt);
 }
 
+/* _suspended: inside a generator's scope whose generator sits at a yield
+** (its caller runs): `async with` then waits for it to resume to cancel. */
+static PyObject *sc_get_suspended(ScopeObject *self, void *closure) {
+  (void)closure;
+  ScopeCtxObject *r = self->active;
+  return PyBool_FromLong(r && r->hide && pyctx_owner_state(r->owner) == 0);
+}
+
 static int sc_traverse(ScopeObject *self, visitproc visit, void *arg) {
   Py_VISIT(Py_TYPE(self));
   Py_VISIT(self->parent);
   Py_VISIT(self->active);
   Py_VISIT(self->token);
   Py_VISIT(self->aux);
-  Py_VISIT(self->delivered);
   return 0;
 }
 
 static int sc_clear(ScopeObject *self) {
   Py_CLEAR(self->parent);
-  Py_CLEAR(self->active);
   Py_CLEAR(self->token);
   Py_CLEAR(self->aux);
-  Py_CLEAR(self->delivered);
+  Py_CLEAR(self->active);
   return 0;
 }
 
@@ -352,9 +304,11 @@ static void sc_dealloc(ScopeObject *self) {
   PyTypeObject *tp = Py_TYPE(self);
   PyObject_GC_UnTrack(self);
   if (self->weakreflist) PyObject_ClearWeakRefs((PyObject *)self);
-  if (self->after) ctx_after_free(self->after);
-  disarm_timer(self);
-  if (self->active) ctx_cancel(self->active->c);  /* entered, never exited */
+  pyctx_interrupt_dealloc(self);
+  if (self->active) {  /* entered, never exited */
+    self->active->exited = 1;
+    ctx_cancel(self->active->base.c);
+  }
   sc_clear(self);
   tp->tp_free(self);
   Py_DECREF(tp);
@@ -364,6 +318,7 @@ static void sc_dealloc(ScopeObject *self) {
 static PyMethodDef sc_methods[] = {
   { "__enter__", FC(sc_enter), METH_NOARGS, NULL },
   { "__exit__", FC(sc_exit), METH_FASTCALL, NULL },
+  { "_enter_at", FC(sc_enter_at), METH_O, "Enters on behalf of a frame (async with)." },
   { "_clone", FC(sc_clone), METH_NOARGS, "A fresh, unentered scope with the same arguments." },
   { NULL, NULL, 0, NULL } };
 
@@ -375,6 +330,7 @@ static PyMemberDef sc_members[] = {
 static PyGetSetDef sc_getset[] = {
   { "context", (getter)sc_get_context, NULL, "The scope's Context while inside, else None.", NULL },
   { "interrupt", (getter)sc_get_interrupt, NULL, "Whether the scope interrupts its thread.", NULL },
+  { "_suspended", (getter)sc_get_suspended, NULL, NULL, NULL },
   { NULL, NULL, NULL, NULL, NULL } };
 
 static PyType_Slot sc_slots[] = {
@@ -388,33 +344,5 @@ static PyType_Slot sc_slots[] = {
   { 0, NULL } };
 
 PyType_Spec pyctx_scope_spec = { "ctx.Scope", sizeof(ScopeObject), 0,
-  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION, sc_slots };
-
-/* ---- the async exception's class ---- */
-
-/* Called (with no arguments) where the async exception lands: returns the
-** pending scope's stop, an instance of Canceled or DeadlineExceeded. */
-static PyObject *interrupt_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
-  (void)args; (void)kw;
-  ctxstate *st = pyctx_state_of(tp);
-  if (!st) return NULL;
-  ithread_t *ith = tls_ith;
-  ScopeObject *p = ith ? ith->pending : NULL;
-  if (!p || !p->active)
-    return PyObject_CallOneArg(st->Canceled, st->msg_canceled);
-  ith->pending = NULL;
-  PyObject *inst = pyctx_new_err(st, p->active->c);
-  if (inst) {
-    p->delivered_depth = ith->top ? ith->top->depth : p->depth;
-    Py_XSETREF(p->delivered, Py_NewRef(inst));
-  }
-  return inst;
-}
-
-static PyType_Slot intr_slots[] = {
-  { Py_tp_new, interrupt_new },
-  { Py_tp_doc, "Internal: the class set as an async exception by interrupt scopes." },
-  { 0, NULL } };
-
-PyType_Spec pyctx_interrupt_spec = { "ctx._Interrupt", 0, 0,
-  Py_TPFLAGS_DEFAULT, intr_slots };
+  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE |
+  Py_TPFLAGS_DISALLOW_INSTANTIATION, sc_slots };

@@ -17,11 +17,8 @@ import os as _os
 
 from ._ctx import (  # noqa: F401  (re-exported)
     Canceled,
-    Context,
     ContextError,
     DeadlineExceeded,
-    Scope,
-    ScopeContext,
     after_func,
     background,
     cause,
@@ -45,7 +42,7 @@ from . import _ctx
 # the types of the callables that with_* and after_func return
 CancelFunc = CancelCauseFunc = _ctx.CancelFunc
 StopFunc = _ctx.StopFunc
-from ._scopes import install as _install
+from ._types import Context, Scope, ScopeContext, shield  # noqa: F401
 from ._helpers import on_signal, run_process  # noqa: F401
 
 __all__ = [
@@ -53,7 +50,7 @@ __all__ = [
     "SignalReceived", "after_func", "background", "cause", "current", "deadline",
     "scope", "sleep", "timeout", "todo", "with_cancel", "with_cancel_cause",
     "with_deadline", "with_deadline_cause", "with_timeout", "with_timeout_cause",
-    "with_value", "without_cancel", "on_signal", "run_process",
+    "with_value", "without_cancel", "on_signal", "run_process", "shield",
 ]
 
 
@@ -82,7 +79,6 @@ def _default_message(cls: type, message: str) -> None:
 
 _default_message(Canceled, "context canceled")
 _default_message(DeadlineExceeded, "context deadline exceeded")
-_install(_ctx)
 # From interpreter exit on, objects the core drops are leaked, not touched.
 _atexit.register(_ctx._shutdown)
 if hasattr(_os, "register_at_fork"):

@@ -11,12 +11,7 @@ from typing import Any, Dict, Optional
 from . import _ctx
 
 
-def _current_or(c: Any) -> Any:
-    if c is None:
-        return _ctx.current()
-    if not isinstance(c, _ctx.Context):
-        raise TypeError("c must be a ctx.Context, not %s" % type(c).__name__)
-    return c
+_current_or = _ctx._context_or_current  # c, or ctx.current() for None; TypeError else
 
 
 def _open_pidfd(pid: int) -> int:
