@@ -1,22 +1,74 @@
-# mk/python.mk — the Python binding: builds ctx._ctx in place, runs pytest and
-# mypy --strict on the typed example, and the benchmark against its peers.
+# mk/python.mk — the Python binding: builds ctx._ctx and runs the whole pytest
+# suite on every CPython found under pyenv (3.11+), each in its own venv under
+# build/, then once more with the portable (CTX_FORCE_POSIX=1) build; mypy --strict
+# on the typed example; the benchmark against its peers.
 PY ?= python3
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null)
+# the newest patch release of each supported minor version that is installed
+PY_VERSIONS := $(foreach m,3.11 3.12 3.13 3.14,$(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/$(m).*))))
+PY_MINORS := $(foreach d,$(PY_VERSIONS),$(word 1,$(subst ., ,$(notdir $(d)))).$(word 2,$(subst ., ,$(notdir $(d)))))
+# none under pyenv: the default python3 alone
+ifeq ($(strip $(PY_MINORS)),)
+PY_MINORS := $(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+endif
+# the interpreter the portable build is tested on, and mypy runs with
+PY_MAIN := $(firstword $(PY_MINORS))
+PY_TOOLS := pytest hypothesis mypy setuptools
+PYTEST_ARGS ?= -q -p no:cacheprovider
 
-.PHONY: python-ext test-python bench-python
-python-ext:
-	@mkdir -p build
-	CTX_WERROR=1 timeout 600 $(PY) setup.py -q build_ext --inplace --force -j2 \
-	  > build/python-ext.log 2>&1 || { cat build/python-ext.log; exit 1; }
-	@$(PY) -c "import sys; sys.path.insert(0, 'python'); import ctx._ctx"
+# $(call venv_py,3.12): the venv's python
+venv_py = $(B)/venv-$(1)/bin/python
+# $(call base_py,3.12): the interpreter a venv is made from
+base_py = $(or $(firstword $(foreach d,$(PY_VERSIONS),$(if $(findstring /$(1).,$(d)/),$(d)/bin/python3))),$(PY))
 
-test-python: python-ext
-	PYTHONPATH=python timeout 900 $(PY) -m pytest tests/python -q -p no:cacheprovider
-	cd tests/python && MYPYPATH=../../python timeout 300 $(PY) -m mypy --strict --no-incremental typed_example.py
+.PHONY: python-ext test-python bench-python python-venvs
+# one venv per interpreter, with the test tools (never installed into a system Python)
+$(B)/venv-%/.ready:
+	@mkdir -p $(B)
+	$(call base_py,$*) -m venv --clear $(B)/venv-$*
+	timeout 600 $(B)/venv-$*/bin/python -m pip install -q $(PY_TOOLS) > $(B)/venv-$*.log 2>&1 \
+	  || { cat $(B)/venv-$*.log; exit 1; }
+	@touch $@
+
+python-venvs: $(foreach m,$(PY_MINORS),$(B)/venv-$(m)/.ready)
+
+# the extension, in place (python/ctx/_ctx.cpython-3XX-*.so), for every interpreter
+python-ext: python-venvs
+	@set -e; for m in $(PY_MINORS); do \
+	  CTX_WERROR=1 timeout 600 $(B)/venv-$$m/bin/python setup.py -q build_ext --inplace -j2 \
+	    --build-temp $(B)/py-temp-$$m > $(B)/python-ext-$$m.log 2>&1 \
+	    || { cat $(B)/python-ext-$$m.log; exit 1; }; \
+	  $(B)/venv-$$m/bin/python -c "import sys; sys.path.insert(0, 'python'); import ctx._ctx"; \
+	done
+
+# the portable build as a package of its own under build/posix (its tests'
+# subprocesses import ctx from where the test run did)
+$(B)/posix/ctx/.built: python-venvs $(wildcard core/*.[ch] bindings/python/*.[ch] python/ctx/*)
+	@rm -rf $(B)/posix && mkdir -p $(B)/posix/ctx
+	CTX_FORCE_POSIX=1 CTX_WERROR=1 timeout 600 $(call venv_py,$(PY_MAIN)) setup.py -q build_ext \
+	  -j2 --build-lib $(B)/posix --build-temp $(B)/py-temp-posix > $(B)/python-ext-posix.log 2>&1 \
+	  || { cat $(B)/python-ext-posix.log; exit 1; }
+	cp python/ctx/*.py python/ctx/*.pyi python/ctx/py.typed $(B)/posix/ctx/
+	@touch $@
+
+test-python: python-ext $(B)/posix/ctx/.built
+	@set -e; for m in $(PY_MINORS); do \
+	  echo "== pytest on CPython $$m"; \
+	  PYTHONPATH=python timeout 900 $(B)/venv-$$m/bin/python -m pytest tests/python $(PYTEST_ARGS); \
+	done
+	@echo "== pytest on CPython $(PY_MAIN), portable build (CTX_FORCE_POSIX=1)"
+	PYTHONPATH=$(B)/posix CTX_EXPECT_WAKE=posix-signal timeout 900 $(call venv_py,$(PY_MAIN)) \
+	  -m pytest tests/python $(PYTEST_ARGS)
+	cd tests/python && MYPYPATH=../../python timeout 300 ../../$(call venv_py,$(PY_MAIN)) \
+	  -m mypy --strict --no-incremental typed_example.py
 
 # the peers are benchmark-only dependencies: installed here, not by deps.sh
 bench-python: python-ext
-	-timeout 300 $(PY) -m pip install -q trio anyio stopit 2>&1 | grep -v -i warning || true
-	PYTHONPATH=python timeout 1200 $(PY) bench/python/bench.py
+	@set -e; for m in $(PY_MINORS); do \
+	  echo "== bench on CPython $$m"; \
+	  timeout 300 $(B)/venv-$$m/bin/python -m pip install -q trio anyio stopit 2>&1 | grep -v -i warning || true; \
+	  PYTHONPATH=python timeout 1200 $(B)/venv-$$m/bin/python bench/python/bench.py; \
+	done
 
 TEST_TARGETS += test-python
 BENCH_TARGETS += bench-python

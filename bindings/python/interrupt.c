@@ -1,6 +1,7 @@
 /* interrupt.c — interrupt=True: which stop is due on a thread, when it is
 ** raised (again), shields, and what fork() and exiting threads leave behind. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include "pyctx.h"
@@ -157,7 +158,23 @@ static void schedule_rearm(ScopeObject *s, int64_t at) {
   s->rearm_at = at;
 }
 
+/* As in Go, the stop is raised once s's whole subtree is done: the inner
+** scopes' contexts, which the thread that ended s's may still be ending.
+** (ctx_settle does this once the core has it.) */
+static void settle(ScopeObject *s) {
+  ctx_t *root = s->active->base.c;
+  for (ScopeObject *i = s->ith->top; i && i != s; i = i->outer) {
+    if (i->istate != IS_ACTIVE) continue;
+    int below = 0;
+    for (ctx_t *p = ctx_parent(i->active->base.c); p && !below; p = ctx_parent(p))
+      below = p == root;
+    for (int spins = 0; below && ctx_done(i->active->base.c) != 1 && spins < 100000; spins++)
+      sched_yield();
+  }
+}
+
 static int raise_stop(ctxstate *st, ScopeObject *s, int64_t now) {
+  settle(s);
   PyObject *inst = pyctx_new_err(st, s->active->base.c);
   if (!inst) return -1;
   s->raised_at = now;

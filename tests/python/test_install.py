@@ -25,6 +25,14 @@ def test_pip_install_into_fresh_venv(tmp_path):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, system_site_packages=True, with_pip=False)
     py = str(env_dir / "bin" / "python")
+    if sys.prefix != sys.base_prefix:
+        # run from a venv (make test-python makes one per interpreter): the new
+        # venv sees its build tools (setuptools) too, as it sees the system's
+        site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        here = [p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix)]
+        with open(os.path.join(site, "outer-venv.pth"), "w") as f:
+            f.write("\n".join(here) + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CTX_WERROR")}
     r = subprocess.run([py, "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps",
                         str(src)], env=env, capture_output=True, text=True, timeout=600)

@@ -14,7 +14,8 @@ import pytest
 import ctx
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PYPATH = os.path.join(HERE, "..", "..", "python")
+# where this run imported ctx from (the in-place build, or the portable one)
+PYPATH = os.path.dirname(os.path.dirname(os.path.abspath(ctx.__file__)))
 
 
 def test_busy_loop_stopped():

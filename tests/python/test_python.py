@@ -20,7 +20,8 @@ import ctx
 
 BG = ctx.background()
 HERE = os.path.dirname(os.path.abspath(__file__))
-PYPATH = os.path.join(HERE, "..", "..", "python")
+# where this run imported ctx from (the in-place build, or the portable one)
+PYPATH = os.path.dirname(os.path.dirname(os.path.abspath(ctx.__file__)))
 
 
 def run_py(code, timeout=30, **kw):
