@@ -14,7 +14,9 @@
 
 /* opcodes, from the running interpreter's `opcode` module */
 static unsigned char g_breaker[256];  /* eval-breaker checks: raising there is unsafe */
-static unsigned char g_skip[256];     /* no-ops and jumps (2: backward): deliver after */
+static unsigned char g_back[256];     /* backward jumps */
+static unsigned char g_quiet[256];    /* a handler's bookkeeping, no-ops: never there */
+static unsigned char g_after[256];    /* calls, returns, loop jumps: safe after them */
 
 static void mark(PyObject *opmap, const char *name, unsigned char *table, unsigned char v1) {
   PyObject *v = PyDict_GetItemString(opmap, name);  /* borrowed; absent in some versions */
@@ -22,6 +24,8 @@ static void mark(PyObject *opmap, const char *name, unsigned char *table, unsign
   if (op >= 0 && op < 256) table[op] = v1;
   PyErr_Clear();
 }
+
+int pyctx_op_copy = -1;
 
 int pyctx_deliver_init(ctxstate *st) {
   (void)st;
@@ -32,11 +36,22 @@ int pyctx_deliver_init(ctxstate *st) {
   static const char *const breaker[] = { "RESUME", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT",
     "POP_JUMP_BACKWARD_IF_FALSE", "POP_JUMP_BACKWARD_IF_TRUE", "POP_JUMP_BACKWARD_IF_NONE",
     "POP_JUMP_BACKWARD_IF_NOT_NONE", "ENTER_EXECUTOR", "NOP", "JUMP_FORWARD", NULL };
-  static const char *const skip[] = { "NOP", "JUMP_FORWARD", "EXTENDED_ARG", NULL };
   static const char *const back[] = { "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", NULL };
   for (int i = 0; breaker[i]; i++) mark(opmap, breaker[i], g_breaker, 1);
-  for (int i = 0; skip[i]; i++) mark(opmap, skip[i], g_skip, 1);
-  for (int i = 0; back[i]; i++) mark(opmap, back[i], g_skip, 2);
+  static const char *const quiet[] = { "COPY", "SWAP", "PUSH_EXC_INFO",
+    "POP_EXCEPT", "RERAISE", "WITH_EXCEPT_START", "CHECK_EXC_MATCH", "CHECK_EG_MATCH",
+    "JUMP_FORWARD", "JUMP", "JUMP_NO_INTERRUPT", "CACHE", "EXTENDED_ARG", "RESUME",
+    "END_SEND", "CLEANUP_THROW", "RETURN_GENERATOR", "INTERPRETER_EXIT", NULL };
+  static const char *const after[] = { "CALL", "CALL_KW", "CALL_FUNCTION_EX",
+    "CALL_INTRINSIC_1", "CALL_INTRINSIC_2", "BEFORE_WITH", "FOR_ITER", "RETURN_VALUE",
+    "RETURN_CONST", "YIELD_VALUE", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT",
+    "POP_JUMP_BACKWARD_IF_FALSE", "POP_JUMP_BACKWARD_IF_TRUE", "POP_JUMP_BACKWARD_IF_NONE",
+    "POP_JUMP_BACKWARD_IF_NOT_NONE", NULL };
+  for (int i = 0; after[i]; i++) mark(opmap, after[i], g_after, 1);
+  for (int i = 0; back[i]; i++) mark(opmap, back[i], g_back, 1);
+  for (int i = 0; quiet[i]; i++) mark(opmap, quiet[i], g_quiet, 1);
+  PyObject *copy = PyDict_GetItemString(opmap, "COPY");
+  pyctx_op_copy = copy ? (int)PyLong_AsLong(copy) : -1;
   Py_DECREF(opmap);
   return 0;
 }
@@ -58,27 +73,42 @@ int pyctx_at_eval_breaker(PyFrameObject *f) {
   return op >= 0 && g_breaker[op];
 }
 
-/* Raises this thread's stop from an instruction event, disarmed first: each
-** arming delivers at most once; a stop not due yet arms again by timer. */
-static int deliver_here(PyObject *mod, ithread_t *ith) {
-  pyctx_disarm(ith);
-  return pyctx_try_raise(PyModule_GetState(mod), ith, 0);
+/* Raises this thread's stop from an instruction event; disarms unless the
+** stop waits for a place out of the reach of the handler that caught the
+** last one (a stop not due yet arms again by timer). */
+static int deliver_here(PyObject *mod, ithread_t *ith, PyObject *code, int off) {
+  int r = pyctx_try_raise(PyModule_GetState(mod), ith, PYCTX_RAISE_EVENT, code, off);
+  if (r == 0) pyctx_disarm(ith);
+  return r;
 }
 
 /* Disarming may call into Python: keep an exception being raised. */
 #define KEEP_ERROR(...) do { PyObject *et_, *ev_, *tb_; PyErr_Fetch(&et_, &ev_, &tb_); \
   __VA_ARGS__; PyErr_Clear(); PyErr_Restore(et_, ev_, tb_); } while (0)
 
-/* A jump or no-op is passed over: 3.12 and 3.13 leave the backward jump
-** that closes a `while cond:` loop out of the loop's exception table. The
-** stop is raised at the next instruction; right after a backward jump that
-** is the loop's head, always covered (in `while 1: pass` the jump itself). */
-static int skip_here(ithread_t *ith, PyObject *code, int off) {
+/* Whether an instruction event is a place to raise at. The places are
+** those where CPython's own asynchronous exceptions land (its eval breaker
+** runs after a call returns, at a loop's backward jump, at a function's
+** start), one instruction on, where the exception table is exact: the
+** instruction after a call (or a return into the caller, or a `with`'s
+** __enter__), the head of a loop. Raising at the backward jump itself could
+** escape the `try` (3.12 and 3.13 leave the jump that closes a `while
+** cond:` loop out of it, gh-139622); raising at an arbitrary instruction
+** could skip a `with`'s __exit__ (between its block and the call of its
+** __exit__) or unbalance a handler's bookkeeping (PUSH_EXC_INFO, POP_EXCEPT).
+** A loop of one jump (`while 1: pass`) is stopped at that jump, covered. */
+static int safe_point(ithread_t *ith, PyObject *code, int off) {
   int op = opcode_at((PyCodeObject *)code, off);
-  if (op < 0 || !g_skip[op] || ith->after_back || ith->skips >= 8) return 0;
-  ith->skips++;
-  ith->after_back = g_skip[op] == 2;
-  return 1;
+  if (op < 0) return 0;
+  int safe = ith->next_safe;
+  ith->next_safe = g_after[op];
+  if (g_back[op]) {
+    safe |= ith->last_code == code && ith->last_off == off;
+    ith->last_code = code;
+    ith->last_off = off;
+    return safe;
+  }
+  return safe && !g_quiet[op];
 }
 
 #if PY_VERSION_HEX < 0x030C0000
@@ -101,14 +131,15 @@ static int trace_cb(PyObject *obj, PyFrameObject *f, int what, PyObject *arg) {
     int r = ith->trace_prev(ith->trace_prev_obj, f, what, arg);
     if (r) return r;
   }
-  if (what != PyTrace_LINE && what != PyTrace_CALL && what != PyTrace_OPCODE) return 0;
-  if (what != PyTrace_CALL) {
-    PyCodeObject *code = PyFrame_GetCode(f);
-    int skip = skip_here(ith, (PyObject *)code, PyFrame_GetLasti(f));
-    Py_DECREF(code);
-    if (skip) return 0;
-  }
-  return deliver_here(PyCFunction_GET_SELF(obj), ith) < 0 ? -1 : 0;
+  /* opcode events on the frames of the stack, call events for new frames
+  ** (generators resuming included); line events would repeat an opcode */
+  if (what != PyTrace_CALL && what != PyTrace_OPCODE) return 0;
+  PyCodeObject *code = PyFrame_GetCode(f);
+  int off = PyFrame_GetLasti(f), r = 0;
+  if (what == PyTrace_CALL || safe_point(ith, (PyObject *)code, off))
+    r = deliver_here(PyCFunction_GET_SELF(obj), ith, (PyObject *)code, off) < 0 ? -1 : 0;
+  Py_DECREF(code);
+  return r;
 }
 
 void pyctx_arm(ctxstate *st, ithread_t *ith) {
@@ -126,7 +157,8 @@ void pyctx_arm(ctxstate *st, ithread_t *ith) {
     }
   }
   ith->armed = 1;
-  ith->skips = ith->after_back = 0;
+  ith->next_safe = 1;  /* paused at an eval breaker, or in a call: what comes next is safe */
+  ith->last_code = NULL;
   KEEP_ERROR({
     PyObject *frames = PyList_New(0);
     PyFrameObject *f = frames ? PyThreadState_GetFrame(ts) : NULL;
@@ -295,7 +327,8 @@ static void arm(ctxstate *st, ithread_t *ith) {
   }
   ith->armed_codes = codes;
   ith->armed = 1;
-  ith->skips = ith->after_back = 0;
+  ith->next_safe = 1;  /* paused at an eval breaker, or in a call: what comes next is safe */
+  ith->last_code = NULL;
   if (g_armed_threads++ == 0) (void)set_events(NULL, g_ev_start);
 }
 
@@ -333,17 +366,18 @@ void pyctx_deliver_shutdown(void) {
 PyObject *pyctx_on_instruction(PyObject *mod, PyObject *const *a, Py_ssize_t n) {
   ithread_t *ith = pyctx_ith();
   if (!ith || !ith->armed || n < 2 || !PyCode_Check(a[0])) Py_RETURN_NONE;
-  if (skip_here(ith, a[0], (int)PyLong_AsLong(a[1]))) Py_RETURN_NONE;
-  if (deliver_here(mod, ith) < 0) return NULL;
+  int off = (int)PyLong_AsLong(a[1]);
+  if (!safe_point(ith, a[0], off)) Py_RETURN_NONE;
+  if (deliver_here(mod, ith, a[0], off) < 0) return NULL;
   Py_RETURN_NONE;
 }
 
 /* _on_start(code, offset): PY_START and PY_RESUME events. */
 PyObject *pyctx_on_start(PyObject *mod, PyObject *const *a, Py_ssize_t n) {
-  (void)a; (void)n;
   ithread_t *ith = pyctx_ith();
   if (!ith || !ith->armed) Py_RETURN_NONE;
-  if (deliver_here(mod, ith) < 0) return NULL;
+  if (deliver_here(mod, ith, n >= 2 ? a[0] : NULL, n >= 2 ? (int)PyLong_AsLong(a[1]) : 0) < 0)
+    return NULL;
   Py_RETURN_NONE;
 }
 #endif

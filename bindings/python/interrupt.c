@@ -4,8 +4,10 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include "pyctx.h"
 #include "structmember.h"
+#include "frameobject.h"
 
 /* ---- the per-thread state ---- */
 
@@ -127,6 +129,8 @@ static ScopeObject *due_scope(ithread_t *ith, int *later) {
 
 /* ---- raising, and raising again ---- */
 
+
+
 static void rearm_fn(void *arg);
 
 static void stop_rearm(ScopeObject *s) {
@@ -178,6 +182,7 @@ static int raise_stop(ctxstate *st, ScopeObject *s, int64_t now) {
   PyObject *inst = pyctx_new_err(st, s->active->base.c);
   if (!inst) return -1;
   s->raised_at = now;
+  Py_XSETREF(s->delivered, Py_NewRef(inst));
   pyctx_disarm(s->ith);
   schedule_rearm(s, now + PYCTX_REARM_NS);
   PyErr_SetObject((PyObject *)Py_TYPE(inst), inst);
@@ -185,7 +190,113 @@ static int raise_stop(ctxstate *st, ScopeObject *s, int64_t now) {
   return -1;
 }
 
-int pyctx_try_raise(ctxstate *st, ithread_t *ith, int force) {
+/* The handler (byte offset) that covers byte offset `off` of code in its
+** exception table, -1 for none. The table is flat: one handler per range. */
+static long handler_of(PyCodeObject *code, long off) {
+  PyObject *t = code->co_exceptiontable;
+  if (!t || !PyBytes_Check(t)) return -1;
+  const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(t);
+  const unsigned char *end = p + PyBytes_GET_SIZE(t);
+  long v[4];
+  while (p < end) {
+    for (int i = 0; i < 4; i++) {  /* start, length, target, depth/lasti: varints */
+      if (p >= end) return -1;
+      unsigned char b = *p++;
+      long x = b & 63;
+      while ((b & 64) && p < end) { b = *p++; x = (x << 6) | (b & 63); }
+      v[i] = x;
+    }
+    if (off >= 2 * v[0] && off < 2 * (v[0] + v[1])) return 2 * v[2];
+  }
+  return -1;
+}
+
+/* The handlers an exception raised at byte offset `at` of code may meet, in
+** order: the one covering `at`, then the one covering that handler's entry
+** (where its re-raise goes), and so on outward. Cleanups that only re-raise
+** (they start with COPY) are followed but not listed: they cannot catch. */
+static int chain(PyCodeObject *code, long at, long *out, int max) {
+  int n = 0;
+  PyObject *b = PyCode_GetCode(code);
+  if (!b) { PyErr_Clear(); return 0; }
+  for (long h = handler_of(code, at), steps = 0; h >= 0 && n < max && steps < 64;
+       h = handler_of(code, h), steps++) {
+    if (h < PyBytes_GET_SIZE(b) && (unsigned char)PyBytes_AS_STRING(b)[h] == pyctx_op_copy) continue;
+    int seen = 0;
+    for (int i = 0; i < n; i++) seen |= out[i] == h;
+    if (seen) break;
+    out[n++] = h;
+  }
+  Py_DECREF(b);
+  return n;
+}
+
+/* Whether raising s's stop here gets past the handler that caught the last
+** one: not while the frame that caught it sits where that handler would
+** catch it again, as `while True: try: step() except Exception: log()`
+** catches every stop raised inside step(); yes in its except clause, at its
+** loop's jump, or once that frame has returned. The catcher is taken to be
+** the innermost handler where it was raised (if that one was a `with`
+** that let it through, the next stop, caught further out, finds the next);
+** the scope's own `with` and what encloses it never count. */
+static int escapes_here(ScopeObject *s, PyObject *code, int off) {
+  PyObject *tb = s->delivered ? PyException_GetTraceback(s->delivered) : NULL;
+  if (!tb || tb == Py_None) { Py_XDECREF(tb); return 1; }
+  PyFrameObject *caught = ((PyTracebackObject *)tb)->tb_frame;
+  PyCodeObject *cc = PyFrame_GetCode(caught);
+  long bad[16], outer[16], now[16], catcher = -1;
+  int nbad = chain(cc, ((PyTracebackObject *)tb)->tb_lasti, bad, 16), nout = 0;
+  if (s->active->frame == (const void *)caught && s->enter_lasti >= 0)
+    nout = chain(cc, s->enter_lasti + 2, outer, 16);  /* under the scope's with */
+  for (int i = 0; i < nbad && catcher < 0; i++) {
+    int enclosing = 0;
+    for (int j = 0; j < nout; j++) enclosing |= bad[i] == outer[j];
+    if (!enclosing) catcher = bad[i];
+  }
+  int escapes = 1;
+  PyFrameObject *f = catcher >= 0 ? PyEval_GetFrame() : NULL;
+  Py_XINCREF(f);
+  for (int top = 1; f; top = 0) {
+    if (f == caught) {
+      long at = top && code == (PyObject *)cc ? off : PyFrame_GetLasti(f);
+      int n = chain(cc, at, now, 16);
+      for (int i = 0; i < n; i++) escapes &= now[i] != catcher;
+      Py_DECREF(f);
+      break;
+    }
+    PyFrameObject *b = PyFrame_GetBack(f);
+    Py_DECREF(f);
+    f = b;
+  }
+  Py_DECREF(cc);
+  Py_DECREF(tb);
+  return escapes;
+}
+
+/* Whether this thread runs a context manager's __enter__ or __exit__ (or
+** the generator of a contextlib.contextmanager they drive): a stop raised
+** there would skip a release or leak an acquire; it waits for the next
+** place out of them. */
+static int in_cm_method(void) {
+  PyFrameObject *f = PyEval_GetFrame();
+  Py_XINCREF(f);
+  int found = 0;
+  while (f && !found) {
+    PyCodeObject *code = PyFrame_GetCode(f);
+    const char *name = PyUnicode_AsUTF8(code->co_name);
+    found = name && name[0] == '_' && (!strcmp(name, "__exit__") || !strcmp(name, "__enter__") ||
+                                       !strcmp(name, "__aexit__") || !strcmp(name, "__aenter__"));
+    Py_DECREF(code);
+    PyFrameObject *b = PyFrame_GetBack(f);
+    Py_DECREF(f);
+    f = b;
+  }
+  Py_XDECREF(f);
+  if (!found) PyErr_Clear();
+  return found;
+}
+
+int pyctx_try_raise(ctxstate *st, ithread_t *ith, int mode, PyObject *code, int off) {
   int later;
   ScopeObject *s = due_scope(ith, &later);
   if (!s) {
@@ -198,12 +309,35 @@ int pyctx_try_raise(ctxstate *st, ithread_t *ith, int force) {
     return 0;
   }
   if (shielded(ith)) return 0;  /* the shield's exit raises it */
+  if (mode == PYCTX_RAISE_EVENT && in_cm_method()) return 1;
   int64_t now = ctx_now();
-  if (!force && s->raised_at && now < s->raised_at + PYCTX_REARM_NS) {
-    schedule_rearm(s, s->raised_at + PYCTX_REARM_NS);
-    return 0;
+  int chase = 0;
+  if (mode != PYCTX_RAISE_NOW && s->raised_at) {
+    int64_t soft = s->raised_at + PYCTX_REARM_NS, hard = soft + PYCTX_REARM_NS;
+    int esc = -1;
+    /* the last stop was raised where it was caught again: raise this one as
+    ** soon as the thread is out of that handler's reach (its except clause) */
+    if (s->chase && (esc = escapes_here(s, code, off))) goto raise;
+    if (now < soft) {
+      schedule_rearm(s, soft);
+      return s->chase;
+    }
+    if (esc < 0) esc = escapes_here(s, code, off);
+    /* in a period, an instruction out of reach is preferred; a wait cannot
+    ** pick its place, nor can anything after twice the period */
+    if (!esc && mode == PYCTX_RAISE_EVENT && now < hard) {
+      schedule_rearm(s, hard);
+      return 1;
+    }
+    chase = !esc;
   }
-  return raise_stop(st, s, now);
+raise:
+  s->chase = chase;
+  if (raise_stop(st, s, now) < 0 && chase) {
+    pyctx_arm(st, ith);
+    ith->next_safe = 0;  /* the next instruction handles this one */
+  }
+  return -1;
 }
 
 /* ---- the callbacks: a scope's context ended, or its re-raise is due ---- */
@@ -270,6 +404,7 @@ int pyctx_interrupt_enter(ctxstate *st, ScopeObject *s) {
 static void unlink_scope(ScopeObject *s) {
   ithread_t *ith = s->ith;
   s->istate = IS_EXITED;
+  Py_CLEAR(s->delivered);
   pyctx_timer_disarm(s->timer);
   s->timer = NULL;
   stop_rearm(s);
@@ -296,7 +431,7 @@ int pyctx_interrupt_exit(ctxstate *st, ScopeObject *s, PyObject *passing) {
     if (!passing) {
       /* the block was left normally: an enclosing scope that ended meanwhile
       ** had its stop swallowed in here; it must still get out */
-      rc = pyctx_try_raise(st, ith, 1);
+      rc = pyctx_try_raise(st, ith, PYCTX_RAISE_NOW, NULL, 0);
     } else if (pyctx_stop_pending(ith)) {
       pyctx_arm(st, ith);  /* raised soon if what passes is caught */
     }
@@ -309,6 +444,7 @@ int pyctx_interrupt_exit(ctxstate *st, ScopeObject *s, PyObject *passing) {
 
 void pyctx_interrupt_dealloc(ScopeObject *s) {
   if (s->ith) unlink_scope(s);  /* unreachable while listed: kept for safety */
+  Py_CLEAR(s->delivered);
   pyctx_timer_disarm(s->timer);
   s->timer = NULL;
   stop_rearm(s);
@@ -332,7 +468,9 @@ int pyctx_interrupt_poll(ctxstate *st, ctx_t ***cs, size_t *n, int64_t *due) {
     ctx_expire(s->active->base.c);  /* the timer thread may be late */
     count++;
   }
-  if (pyctx_try_raise(st, ith, 0) < 0) return -1;
+  int r = pyctx_try_raise(st, ith, PYCTX_RAISE_WAIT, NULL, 0);
+  if (r < 0) return -1;
+  if (r == 1) pyctx_arm(st, ith);  /* raised at an instruction out of the handler's reach */
   int shield = shielded(ith);
   if (shield || !count) return 0;
   ctx_t **arr = PyMem_Malloc(count * sizeof *arr);
@@ -361,11 +499,13 @@ static PyObject *check_from(ctxstate *st, PyFrameObject *f) {
   if (!ith) Py_RETURN_NONE;
   for (ScopeObject *s = ith->top; s; s = s->outer)
     if (s->istate == IS_ACTIVE) ctx_expire(s->active->base.c);  /* timer thread late */
-  if (pyctx_at_eval_breaker(f)) {
+  if (pyctx_at_eval_breaker(f) || in_cm_method()) {
     if (pyctx_stop_pending(ith)) pyctx_arm(st, ith);
     Py_RETURN_NONE;
   }
-  if (pyctx_try_raise(st, ith, 0) < 0) return NULL;
+  int r = pyctx_try_raise(st, ith, PYCTX_RAISE_WAIT, NULL, 0);
+  if (r < 0) return NULL;
+  if (r == 1) pyctx_arm(st, ith);
   Py_RETURN_NONE;
 }
 
@@ -475,7 +615,10 @@ static PyObject *sh_exit(PyObject *self, PyObject *const *a, Py_ssize_t n) {
   int passing = n >= 2 && a[1] != Py_None;
   if (!ith->dead && !shielded(ith)) {
     if (!passing) {
-      if (pyctx_try_raise(st, ith, 1) < 0) { release_ith(ith); return NULL; }
+      /* due meanwhile: now; still in its period: when that ends, as usual */
+      int r = pyctx_try_raise(st, ith, PYCTX_RAISE_WAIT, NULL, 0);
+      if (r < 0) { release_ith(ith); return NULL; }
+      if (r == 1) pyctx_arm(st, ith);
     } else if (pyctx_stop_pending(ith)) {
       pyctx_arm(st, ith);
     }

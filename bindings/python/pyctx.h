@@ -69,6 +69,9 @@ typedef struct ScopeObject {
   ctx_t *rearm;          /* when its caught stop is raised again */
   ctx_after_t *rearm_after;
   int64_t rearm_at;
+  PyObject *delivered;   /* the last stop raised for it (where it was caught) */
+  int chase;             /* that one was raised where it was caught again */
+  long enter_lasti;      /* where its frame entered it (its `with`), -1 unknown */
   int wake_main;         /* it interrupts the main thread: signal it */
   PyObject *weakreflist;
 } ScopeObject;
@@ -160,7 +163,9 @@ struct ithread {
   Py_tracefunc trace_prev;    /* 3.11: the tracer we chain to while armed */
   PyObject *trace_prev_obj;
   PyObject *armed_codes;      /* 3.12+: code objects given local events */
-  int skips, after_back;      /* jumps passed over since armed (deliver.c) */
+  int next_safe;              /* the next instruction event is a place to raise */
+  PyObject *last_code;        /* the last backward jump seen (compared only) */
+  int last_off;
   struct ithread *next_all;   /* every ithread, for fork() */
 };
 
@@ -176,9 +181,16 @@ void pyctx_interrupt_dealloc(ScopeObject *s);
 int pyctx_interrupt_poll(ctxstate *st, ctx_t ***cs, size_t *n, int64_t *due);
 void pyctx_interrupt_fork_child(void);
 ithread_t *pyctx_ith(void);   /* this thread's, or NULL */
-/* Raises this thread's due stop now: -1 with it set, 0 if none is due
-** (force: ignore the re-raise period, for scope and shield exits). */
-int pyctx_try_raise(ctxstate *st, ithread_t *ith, int force);
+/* Raises this thread's due stop: -1 with it set; 0 if none is due; 1 if
+** the caller (an instruction event) is to stay armed: the stop waits for a
+** place out of the reach of the handler that caught the last one.
+** A caught stop is raised again PYCTX_REARM_NS after the last: from an
+** instruction event, preferably out of that handler's reach (within a
+** second period); from a wait, where it is; and if it was caught again
+** there, at once when the thread leaves that handler's try (its except
+** clause). code/off: the instruction about to run, from an event. */
+enum { PYCTX_RAISE_EVENT, PYCTX_RAISE_WAIT, PYCTX_RAISE_NOW /* exits: at once */ };
+int pyctx_try_raise(ctxstate *st, ithread_t *ith, int mode, PyObject *code, int off);
 int pyctx_stop_pending(ithread_t *ith);  /* a scope of ith has ended */
 /* the thread behind ith still runs (its thread state is live) */
 int pyctx_ith_alive(ithread_t *ith);
@@ -191,6 +203,7 @@ PyObject *pyctx_interrupt_check(PyObject *mod, PyObject *const *a, Py_ssize_t n)
 ** or call trace event on 3.11, a sys.monitoring INSTRUCTION or PY_START event
 ** on 3.12+. */
 int pyctx_deliver_init(ctxstate *st);
+extern int pyctx_op_copy;  /* the COPY opcode: cleanup handlers start with it */
 void pyctx_arm(ctxstate *st, ithread_t *ith);    /* any thread, GIL held */
 void pyctx_disarm(ithread_t *ith);
 /* whether f sits at an eval-breaker check (a backward jump, a resume), where

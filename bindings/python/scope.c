@@ -181,6 +181,7 @@ static PyObject *enter_at(ScopeObject *self, PyFrameObject *f) {
   if (!token) goto fail;
   self->active = r;
   self->token = token;
+  self->enter_lasti = f ? PyFrame_GetLasti(f) : -1;
   if (self->interrupt && pyctx_interrupt_enter(st, self) < 0) {
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
