@@ -13,8 +13,9 @@ PY_MINORS := $(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])
 endif
 # the interpreter the portable build is tested on, and mypy runs with
 PY_MAIN := $(firstword $(PY_MINORS))
-PY_TOOLS := pytest hypothesis mypy setuptools
-PYTEST_ARGS ?= -q -p no:cacheprovider
+PY_TOOLS := pytest pytest-timeout hypothesis mypy setuptools
+# a test that hangs fails alone, named, instead of stopping the whole run
+PYTEST_ARGS ?= -q -p no:cacheprovider --timeout=300
 
 # $(call venv_py,3.12): the venv's python
 venv_py = $(B)/venv-$(1)/bin/python
@@ -23,14 +24,14 @@ base_py = $(or $(firstword $(foreach d,$(PY_VERSIONS),$(if $(findstring /$(1).,$
 
 .PHONY: python-ext test-python bench-python python-venvs
 # one venv per interpreter, with the test tools (never installed into a system Python)
-$(B)/venv-%/.ready:
+$(B)/venv-%/.ready-2:
 	@mkdir -p $(B)
 	$(call base_py,$*) -m venv --clear $(B)/venv-$*
 	timeout 600 $(B)/venv-$*/bin/python -m pip install -q $(PY_TOOLS) > $(B)/venv-$*.log 2>&1 \
 	  || { cat $(B)/venv-$*.log; exit 1; }
 	@touch $@
 
-python-venvs: $(foreach m,$(PY_MINORS),$(B)/venv-$(m)/.ready)
+python-venvs: $(foreach m,$(PY_MINORS),$(B)/venv-$(m)/.ready-2)
 
 # the extension, in place (python/ctx/_ctx.cpython-3XX-*.so), for every interpreter
 python-ext: python-venvs
@@ -43,7 +44,8 @@ python-ext: python-venvs
 
 # the portable build as a package of its own under build/posix (its tests'
 # subprocesses import ctx from where the test run did)
-$(B)/posix/ctx/.built: python-venvs $(wildcard core/*.[ch] bindings/python/*.[ch] python/ctx/*)
+$(B)/posix/ctx/.built: $(wildcard core/*.[ch] bindings/python/*.[ch] python/ctx/*)
+	@$(MAKE) --no-print-directory python-venvs
 	@rm -rf $(B)/posix && mkdir -p $(B)/posix/ctx
 	CTX_FORCE_POSIX=1 CTX_WERROR=1 timeout 600 $(call venv_py,$(PY_MAIN)) setup.py -q build_ext \
 	  -j2 --build-lib $(B)/posix --build-temp $(B)/py-temp-posix > $(B)/python-ext-posix.log 2>&1 \

@@ -434,6 +434,7 @@ int pyctx_interrupt_exit(ctxstate *st, ScopeObject *s, PyObject *passing) {
       rc = pyctx_try_raise(st, ith, PYCTX_RAISE_NOW, NULL, 0);
     } else if (pyctx_stop_pending(ith)) {
       pyctx_arm(st, ith);  /* raised soon if what passes is caught */
+      ith->next_safe = 0;  /* not while it passes */
     }
     if (!ith->top && !pyctx_stop_pending(ith)) pyctx_disarm(ith);
     release_ith(ith);
@@ -620,7 +621,8 @@ static PyObject *sh_exit(PyObject *self, PyObject *const *a, Py_ssize_t n) {
       if (r < 0) { release_ith(ith); return NULL; }
       if (r == 1) pyctx_arm(st, ith);
     } else if (pyctx_stop_pending(ith)) {
-      pyctx_arm(st, ith);
+      pyctx_arm(st, ith);  /* raised soon if what passes is caught */
+      ith->next_safe = 0;  /* not while it passes */
     }
   }
   release_ith(ith);
