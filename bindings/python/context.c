@@ -263,7 +263,9 @@ static PyObject *c_str(CtxObject *self) {
 static PyObject *c_repr(CtxObject *self) {
   PyObject *s = c_str(self);
   if (!s) return NULL;
-  PyObject *r = PyUnicode_FromFormat("<%s %U>", Py_TYPE(self)->tp_name, s);
+  const char *name = strrchr(Py_TYPE(self)->tp_name, '.');  /* C: "ctx.X", Python: "X" */
+  name = name ? name + 1 : Py_TYPE(self)->tp_name;
+  PyObject *r = PyUnicode_FromFormat("<ctx.%s %U>", name, s);
   Py_DECREF(s);
   return r;
 }

@@ -19,6 +19,7 @@ class Context(_ctx.Context):
 
     Made by the ctx functions, never instantiated directly."""
 
+    __module__ = "ctx"
     __slots__ = ()
 
     async def wait_async(self) -> None:
@@ -48,6 +49,7 @@ class Context(_ctx.Context):
 class ScopeContext(_ctx.ScopeContext, Context):
     """The Context of a scope: a Context with cancel(cause=None)."""
 
+    __module__ = "ctx"
     __slots__ = ()
 
 
@@ -109,6 +111,7 @@ def _wrap(manager: Any, fn: Callable[..., Any], what: str) -> Callable[..., Any]
 class Scope(_ctx.Scope):
     """A scope: `with`, `async with` or a decorator; see ctx.timeout."""
 
+    __module__ = "ctx"
     __slots__ = ()
 
     async def __aenter__(self) -> ScopeContext:
@@ -173,6 +176,7 @@ class shield(_ctx.Shield):
     active. Also a decorator. Use it for cleanup that must run to its end:
     releasing a lock, closing a file, the body of __exit__ or finally."""
 
+    __module__ = "ctx"
     __slots__ = ()
 
     def _clone(self) -> "shield":

@@ -325,3 +325,34 @@ def test_shield_rejects_arguments_and_non_callables():
         ctx.shield(1)
     with pytest.raises(TypeError):
         ctx.shield()(42)
+
+
+# ---- one owner per type ----
+
+def test_types_own_their_methods():
+    # defined where the type is (the C type, or its registered Python
+    # subclass), never patched onto the C type from another file
+    import ctx._ctx as c_ext
+    for c_type in (c_ext.Context, c_ext.ScopeContext, c_ext.Scope, c_ext.Shield):
+        assert not [k for k, v in vars(c_type).items() if callable(v) and hasattr(v, "__code__")]
+    assert ctx.Scope.__aenter__.__qualname__ == "Scope.__aenter__"
+    assert ctx.Scope.__call__.__qualname__ == "Scope.__call__"
+    assert ctx.Context.wait_async.__qualname__ == "Context.wait_async"
+    assert type(ctx.timeout(1)) is ctx.Scope and type(ctx.background()) is ctx.Context
+    with ctx.scope() as c:
+        assert type(c) is ctx.ScopeContext and isinstance(c, ctx.Context)
+    assert ctx.Context.__module__ == ctx.Scope.__module__ == ctx.shield.__module__ == "ctx"
+    assert repr(ctx.background()) == "<ctx.Context context.Background>"
+    with pytest.raises(TypeError):
+        ctx.Context()
+    with pytest.raises(TypeError):
+        ctx.ScopeContext()
+
+
+def test_context_argument_checked_in_one_place():
+    import ctx._helpers as helpers
+    assert helpers._current_or is ctx._ctx._context_or_current
+    for call in (lambda: ctx.sleep(0, 5), lambda: ctx.after_func(5, print),
+                 lambda: ctx.cause(5), lambda: ctx.run_process(["true"], 5)):
+        with pytest.raises(TypeError, match=r"^c must be a ctx.Context, not int$"):
+            call()
