@@ -31,6 +31,16 @@ $(B)/core/%.o: core/%.c $(CORE_HDR)
 $(B)/libctx.a: $(CORE_OBJ)
 	ar rcs $@ $^
 
+# the core with every Linux fast path off (-DCTX_FORCE_POSIX): what macOS and
+# the BSDs get, built and tested here so that CI proves it
+POSIX_OBJ := $(CORE_SRC:core/%.c=$(B)/posix/%.o)
+$(B)/posix/%.o: core/%.c $(CORE_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CORE_CFLAGS) -DCTX_FORCE_POSIX -c $< -o $@
+
+$(B)/posix/libctx.a: $(POSIX_OBJ)
+	ar rcs $@ $^
+
 $(B)/libctx.so: $(CORE_OBJ)
 	$(CC) -shared -Wl,-soname,libctx.so.0 -o $@ $^ $(LDLIBS)
 

@@ -262,9 +262,9 @@ CTX_API void ctx_settle(const ctx_t *c);
 
 /* AfterFunc: arranges for fn(arg) to run once after c is done (at once if it
 ** is), on `ex`; NULL picks the core's own executor: a pool of threads that
-** grows when every thread is busy (as Go gives each AfterFunc its own
-** goroutine, a callback that blocks never starves another), never the timer
-** thread. `release` (may be NULL) is called on arg after fn ran or once it was
+** grows when every thread is busy, up to 256 (as Go gives each AfterFunc its
+** own goroutine, a callback that blocks never starves another), never the
+** timer thread. `release` (may be NULL) is called on arg after fn ran or once it was
 ** stopped. A pending registration keeps c alive. If stop is not NULL, *stop
 ** gets a handle for ctx_after_stop that must be freed with ctx_after_free.
 ** On failure nothing is taken; CTX_EAGAIN when the default executor has no

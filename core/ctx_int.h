@@ -220,6 +220,7 @@ void ctx__settle_wait(const ctx_t *canc);
 int64_t ctx__mono_to_wall_ns(int64_t mono_ns);
 int ctx__timer_add(ctx_t *c);      /* CTX_OK, CTX_ENOMEM or CTX_EAGAIN */
 void ctx__timer_remove(ctx_t *c);
+extern _Atomic int ctx__timer_stall;   /* tests: the timer thread fires nothing */
 void ctx__timer_atfork_prepare(void);
 void ctx__timer_atfork_parent(void);
 void ctx__timer_atfork_child(void);

@@ -61,7 +61,7 @@ void test_nop(void *arg);
 
 /* Polls expr every millisecond for up to ms milliseconds; gives its last value. */
 #define WAIT_FOR(expr, ms) ({ int ok_ = 0; \
-  for (long t_ = 0; t_ <= (ms) && !(ok_ = !!(expr)); t_++) test_sleep_ns(MS); ok_; })
+  for (long t_ = 0; t_ <= (ms) && !(ok_ = !!(expr)); t_++) { test_sleep_ns(MS); } ok_; })
 /* Live allocations are back to base (threads that still hold a reference
 ** for a moment, the timer's or an executor's, get two seconds to drop it). */
 #define ASSERT_NO_LEAK(base) ASSERT(WAIT_FOR(test_live_allocs() == (base), 2000))
