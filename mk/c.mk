@@ -1,5 +1,6 @@
 # mk/c.mk — the C core's tests: the suite plainly, under ASan+UBSan, TSan and
-# valgrind, plus a bounded libFuzzer run; `make fuzz` fuzzes longer.
+# valgrind, again plainly and under TSan with the POSIX fallbacks forced, a
+# bounded libFuzzer run, and the exported symbols; `make fuzz` fuzzes longer.
 
 CT_SRC := $(wildcard tests/c/*.c)
 CT_HDR := $(wildcard tests/c/*.h)
@@ -9,23 +10,37 @@ CT_SCALE_plain := 1
 CT_SCALE_asan := 0.5
 CT_SCALE_tsan := 0.2
 CT_SCALE_valgrind := 0.05
+CT_SCALE_posix := 1
+CT_SCALE_posix-tsan := 0.2
 CT_FLAGS_plain := -O2
+CT_FLAGS_posix := -O2 -DCTX_FORCE_POSIX
+CT_FLAGS_posix-tsan := -O1 -fsanitize=thread -DCTX_FORCE_POSIX
 CT_FLAGS_asan := -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 CT_FLAGS_tsan := -O1 -fsanitize=thread
 CT_FLAGS_valgrind := -O1
 # TSan cannot map its shadow under high ASLR entropy (vm.mmap_rnd_bits=32 on
 # newer kernels): run it with address randomization off
 CT_RUN_tsan := $(shell command -v setarch >/dev/null && echo setarch $$(uname -m) -R)
+CT_RUN_posix-tsan := $(CT_RUN_tsan)
 FUZZ_SECONDS ?= 60
 
-.PHONY: test-c test-c-plain test-c-asan test-c-tsan test-c-valgrind test-c-fuzz fuzz-run
+.PHONY: test-c test-c-plain test-c-asan test-c-tsan test-c-valgrind test-c-fuzz fuzz-run \
+  test-c-posix test-c-posix-tsan test-c-symbols
 TEST_TARGETS += test-c
+CT_MODES := plain asan tsan valgrind posix posix-tsan
 
-# the last line sums the modes' "N passed, M failed" lines (the fuzz run counts one)
-test-c: test-c-plain test-c-asan test-c-tsan test-c-valgrind test-c-fuzz
+# the last line sums the modes' "N passed, M failed" lines (the fuzz run and
+# the symbol check count one each)
+test-c: $(CT_MODES:%=test-c-%) test-c-fuzz test-c-symbols
 	@awk '/^[0-9]+ passed, [0-9]+ failed$$/ { p += $$1; f += $$3 } \
-	  END { print "C core, all modes:"; print p + 1 " passed, " f " failed" }' \
-	  $(CT)/plain.log $(CT)/asan.log $(CT)/tsan.log $(CT)/valgrind.log
+	  END { print "C core, all modes:"; print p + 2 " passed, " f " failed" }' \
+	  $(CT_MODES:%=$(CT)/%.log)
+
+# libctx.so exports the ctx_ API and nothing else
+test-c-symbols: $(B)/libctx.so
+	@bad=$$(nm -D --defined-only $< | awk '{print $$3}' | grep -v '^ctx_' || true); \
+	  if [ -n "$$bad" ]; then echo "libctx.so exports more than ctx_*: $$bad"; exit 1; fi; \
+	  echo "libctx.so exports $$(nm -D --defined-only $< | wc -l) symbols, all ctx_*" 
 
 # the suite is compiled with the core sources in each mode's flags
 # (libctx.so too: one test dlopen()s and unloads it, named by CTX_TEST_SO)
@@ -34,7 +49,7 @@ $(CT)/%/run_tests: $(CT_SRC) $(CT_HDR) $(CORE_SRC) $(CORE_HDR) $(B)/libctx.so
 	$(CC) $(TOOL_CFLAGS) -DCTX_DEBUG -g $(CT_FLAGS_$*) -pthread -Icore -Itests/c -o $@ $(CT_SRC) $(CORE_SRC) $(LDLIBS)
 
 # output goes to the terminal and to a log (dash has no pipefail: no tee)
-test-c-plain test-c-asan test-c-tsan: test-c-%: $(CT)/%/run_tests
+test-c-plain test-c-asan test-c-tsan test-c-posix test-c-posix-tsan: test-c-%: $(CT)/%/run_tests
 	@echo "C suite, $* mode"
 	@CTX_TEST_SCALE=$(CT_SCALE_$*) CTX_TEST_SO=$(B)/libctx.so ASAN_OPTIONS=detect_leaks=1 \
 	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 die_after_fork=0" \
