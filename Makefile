@@ -15,7 +15,8 @@ CORE_CFLAGS := $(CORE_STD) $(WARN) $(CFLAGS) -fPIC -pthread -fvisibility=hidden 
 TOOL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN)
 LDLIBS := -pthread -lm
 B := build
-VERSION := 0.1.0
+# the version is written once, in core/ctx.h
+VERSION := $(shell sed -n 's/^\#define CTX_VERSION_STRING "\(.*\)"/\1/p' core/ctx.h)
 
 CORE_SRC := $(wildcard core/*.c)
 CORE_HDR := $(wildcard core/*.h)

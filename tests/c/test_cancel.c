@@ -103,3 +103,25 @@ TEST(settle_born_done) {
   ASSERT_EQ(ctx_cancel(c), 0);
   ctx_unref(c); ctx_unref(p);
 }
+
+/* A callback run inline (where the ending thread hands it on) that cancels
+** its own context or an ancestor returns: that cancel waits for the subtree
+** to be ended, which it already is, not for the callbacks' hand-off. */
+static void inline_submit(ctx_executor_t *ex, ctx_after_t *a) { (void)ex; ctx_after_run(a); }
+static void cancel_both(void *arg) {
+  ctx_t **two = arg;
+  CHECK(ctx_cancel(two[0]) == 0);
+  CHECK(ctx_cancel(two[1]) == 0);
+  CHECK(ctx_done(two[0]) && ctx_done(two[1]));
+}
+
+TEST(inline_callback_cancels_its_own_context) {
+  static ctx_executor_t ex = { inline_submit };
+  ctx_t *two[2];
+  ASSERT_EQ(ctx_with_cancel(ctx_background(), &two[0]), CTX_OK);
+  ASSERT_EQ(ctx_with_cancel(two[0], &two[1]), CTX_OK);
+  ASSERT_EQ(ctx_after_func(two[1], cancel_both, two, NULL, &ex, NULL), CTX_OK);
+  ASSERT_EQ(ctx_cancel(two[0]), 1);
+  ctx_settle(two[1]);
+  ctx_unref(two[1]); ctx_unref(two[0]);
+}
