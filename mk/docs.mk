@@ -37,4 +37,4 @@ test-docs-site: docs
 test-docs-examples: $(DOCS_STAMP) python-ext lua $(B)/docs/asan/libctx.a
 	DOCS_PYTHON=$(PY) DOCS_LUA=$(LUA) DOCS_LIBCTX=$(CURDIR)/$(B)/docs/asan/libctx.a \
 	  DOCS_CFLAGS="$(DOCS_SAN)" ASAN_OPTIONS=detect_leaks=1 \
-	  timeout 1200 $(DOCS_VENV)/bin/python -m pytest tests/docs -q -p no:cacheprovider -rs
+	  timeout 1200 $(DOCS_VENV)/bin/python -m pytest tests/docs -q -p no:cacheprovider -rfEs
