@@ -25,15 +25,15 @@ CT_RUN_posix-tsan := $(CT_RUN_tsan)
 FUZZ_SECONDS ?= 60
 
 .PHONY: test-c test-c-plain test-c-asan test-c-tsan test-c-valgrind test-c-fuzz fuzz-run \
-  test-c-posix test-c-posix-tsan test-c-symbols
+  test-c-posix test-c-posix-tsan test-c-symbols test-c-install
 TEST_TARGETS += test-c
 CT_MODES := plain asan tsan valgrind posix posix-tsan
 
 # the last line sums the modes' "N passed, M failed" lines (the fuzz run and
 # the symbol check count one each)
-test-c: $(CT_MODES:%=test-c-%) test-c-fuzz test-c-symbols
+test-c: $(CT_MODES:%=test-c-%) test-c-fuzz test-c-symbols test-c-install
 	@awk '/^[0-9]+ passed, [0-9]+ failed$$/ { p += $$1; f += $$3 } \
-	  END { print "C core, all modes:"; print p + 2 " passed, " f " failed" }' \
+	  END { print "C core, all modes:"; print p + 3 " passed, " f " failed" }' \
 	  $(CT_MODES:%=$(CT)/%.log)
 
 # libctx.so exports the ctx_ API and nothing else
@@ -41,6 +41,24 @@ test-c-symbols: $(B)/libctx.so
 	@bad=$$(nm -D --defined-only $< | awk '{print $$3}' | grep -v '^ctx_' || true); \
 	  if [ -n "$$bad" ]; then echo "libctx.so exports more than ctx_*: $$bad"; exit 1; fi; \
 	  echo "libctx.so exports $$(nm -D --defined-only $< | wc -l) symbols, all ctx_*" 
+
+# a staged install (DESTDIR, PREFIX, LIBDIR, INCLUDEDIR) that a program finds
+# through pkg-config, then an uninstall that leaves nothing; and a user's
+# plain `make` never turns warnings into errors
+test-c-install:
+	@d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && \
+	  $(MAKE) -s --no-print-directory install DESTDIR=$$d PREFIX=/opt/ctx LIBDIR=/opt/ctx/lib64 \
+	    INCLUDEDIR=/opt/ctx/inc >/dev/null && \
+	  test -f $$d/opt/ctx/inc/ctx.h && test -L $$d/opt/ctx/lib64/libctx.so && \
+	  PKG_CONFIG_SYSROOT_DIR=$$d PKG_CONFIG_PATH=$$d/opt/ctx/lib64/pkgconfig \
+	    $(CC) -o $$d/demo examples/c/demo.c $$(PKG_CONFIG_SYSROOT_DIR=$$d \
+	    PKG_CONFIG_PATH=$$d/opt/ctx/lib64/pkgconfig pkg-config --cflags ctx) \
+	    $$d/opt/ctx/lib64/libctx.a -pthread -lm && $$d/demo >/dev/null && \
+	  $(MAKE) -s --no-print-directory uninstall DESTDIR=$$d PREFIX=/opt/ctx LIBDIR=/opt/ctx/lib64 \
+	    INCLUDEDIR=/opt/ctx/inc && \
+	  test -z "$$(find $$d/opt -type f -o -type l)" && \
+	  ! $(MAKE) -n --no-print-directory -B WERROR= $(B)/core/ctx_tree.o | grep -q -- -Werror && \
+	  echo "install: DESTDIR/PREFIX/LIBDIR/INCLUDEDIR honoured, uninstall clean, no -Werror for users"
 
 # the suite is compiled with the core sources in each mode's flags
 # (libctx.so too: one test dlopen()s and unloads it, named by CTX_TEST_SO)

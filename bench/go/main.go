@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -206,26 +207,31 @@ func cancelWake(n int) {
 }
 
 // waitAny1k: one goroutine selects over the Done channels of 1,000 live
-// contexts (reflect.Select); another cancels one chosen at random and
-// replaces it once the waiter reports it.
+// contexts (reflect.Select); the canceler gives it a fixed 200 us to block
+// after it announced the round, cancels one chosen at random, and the op's
+// cost is the round trip minus those 200 us (as in the C run).
 func waitAny1k(n int) float64 {
 	const K = 1000
+	const delay = 200 * time.Microsecond
 	ctxs := make([]context.Context, K)
 	cancels := make([]context.CancelFunc, K)
 	for i := range ctxs {
 		ctxs[i], cancels[i] = context.WithCancel(context.Background())
 	}
-	got := make(chan int)
-	next := make(chan struct{})
+	var entering, got atomic.Int64
+	entering.Store(-1)
+	got.Store(-1)
 	go func() {
 		for i := 0; i < n; i++ {
+			for got.Load() != -1 {
+			}
 			cases := make([]reflect.SelectCase, K)
 			for j, c := range ctxs {
 				cases[j] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c.Done())}
 			}
+			entering.Store(int64(i))
 			chosen, _, _ := reflect.Select(cases)
-			got <- chosen
-			<-next
+			got.Store(int64(chosen))
 		}
 	}()
 	seed := uint32(7)
@@ -233,18 +239,25 @@ func waitAny1k(n int) float64 {
 	for i := 0; i < n; i++ {
 		seed = seed*1103515245 + 12345
 		r := int((seed >> 8) % K)
+		for entering.Load() != int64(i) {
+		}
+		for t := time.Now(); time.Since(t) < delay; {
+		}
 		cancels[r]()
-		if w := <-got; w != r {
+		var w int64
+		for w = got.Load(); w < 0; w = got.Load() {
+		}
+		if int(w) != r {
 			panic("wait_any_1k: woke for the wrong context")
 		}
 		ctxs[r], cancels[r] = context.WithCancel(context.Background())
-		next <- struct{}{}
+		got.Store(-1)
 	}
 	el := time.Since(t0)
 	for _, c := range cancels {
 		c()
 	}
-	return float64(el.Nanoseconds()) / 1e3 / float64(n)
+	return (float64(el.Nanoseconds())/float64(n) - float64(delay.Nanoseconds())) / 1e3
 }
 
 func rss() int64 {

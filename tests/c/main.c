@@ -73,6 +73,34 @@ void test_release_count(void *obj) { atomic_fetch_add((atomic_int *)obj, 1); }
 
 void test_nop(void *arg) { (void)arg; }
 
+atomic_int test_usr1_handled;
+static struct sigaction usr1_old;
+static void on_usr1(int sig) { (void)sig; atomic_fetch_add(&test_usr1_handled, 1); }
+
+void test_usr1_install(int restart) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_usr1;
+  sa.sa_flags = restart ? SA_RESTART : 0;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGUSR1, &sa, &usr1_old);
+  atomic_store(&test_usr1_handled, 0);
+}
+
+void test_usr1_restore(void) { sigaction(SIGUSR1, &usr1_old, NULL); }
+
+static void *usr1_later(void *arg) {
+  test_sleep_ns(30 * MS);
+  pthread_kill(*(pthread_t *)arg, SIGUSR1);
+  return NULL;
+}
+
+pthread_t test_usr1_later(pthread_t *target) {
+  pthread_t t;
+  pthread_create(&t, NULL, usr1_later, target);
+  return t;
+}
+
 static double now_ms(void) { return (double)ctx_now() / 1e6; }
 
 /* Runs one test in a child process: a crash or a hang names the test instead

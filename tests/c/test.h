@@ -57,6 +57,15 @@ void test_release_count(void *obj);
 /* A callback that does nothing. */
 void test_nop(void *arg);
 
+/* SIGUSR1 counted in test_usr1_handled, installed with or without
+** SA_RESTART (the old action saved for test_usr1_restore); and a thread that
+** sends it to `target` 30 ms from now (join it). */
+#include <pthread.h>
+extern atomic_int test_usr1_handled;
+void test_usr1_install(int restart);
+void test_usr1_restore(void);
+pthread_t test_usr1_later(pthread_t *target);
+
 
 
 /* Polls expr every millisecond for up to ms milliseconds; gives its last value. */

@@ -152,39 +152,26 @@ TEST(proc_pipe_holding_descendant) {
   ctx_unref(c);
 }
 
-static atomic_int handled;
-static void on_usr1(int sig) { (void)sig; atomic_fetch_add(&handled, 1); }
-static void *signal_later(void *arg) {
-  test_sleep_ns(30 * MS);
-  pthread_kill(*(pthread_t *)arg, SIGUSR1);
-  return NULL;
-}
-
 /* Signals come back as CTX_EINTR from the wait and from the grace period;
 ** terminate goes on where it left off when called again. */
 TEST(proc_eintr) {
-  struct sigaction sa, old;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sa.sa_flags = SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+  test_usr1_install(1);
   pid_t pid = spawn_sh("trap '' TERM; while :; do sleep 1; done", -1);
   ctx_proc_t *p;
   ASSERT_EQ(ctx_proc_open(pid, CTX_PROC_GROUP, &p), CTX_OK);
   pthread_t self = pthread_self(), t;
   size_t which;
-  pthread_create(&t, NULL, signal_later, &self);
+  t = test_usr1_later(&self);
   ASSERT_EQ(ctx_proc_wait(p, NULL, 0, NULL, 0, -1, &which), CTX_EINTR);
   pthread_join(t, NULL);
-  pthread_create(&t, NULL, signal_later, &self);
+  t = test_usr1_later(&self);
   int64_t t0 = ctx_now();
   ASSERT_EQ(ctx_proc_terminate(p, 300 * MS), CTX_EINTR);
   pthread_join(t, NULL);
   ASSERT_EQ(ctx_proc_terminate(p, 100000 * MS), CTX_OK);   /* keeps the first grace */
   ASSERT(ctx_now() - t0 < 3000 * MS);
-  ASSERT_EQ(atomic_load(&handled), 2);
-  sigaction(SIGUSR1, &old, NULL);
+  ASSERT_EQ(atomic_load(&test_usr1_handled), 2);
+  test_usr1_restore();
   ctx_proc_close(p);
 }
 

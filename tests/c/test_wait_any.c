@@ -123,39 +123,29 @@ TEST(wait_fires_late_deadline_itself) {
   ctx_unref(e); ctx_unref(other); ctx_unref(v); ctx_unref(d);
 }
 
-static atomic_int handled;
-static void on_usr1(int sig) { (void)sig; atomic_fetch_add(&handled, 1); }
-static void *signal_later(void *arg) {
-  test_sleep_ns(30 * MS);
-  pthread_kill(*(pthread_t *)arg, SIGUSR1);
-  return NULL;
-}
-
-/* SA_RESTART does not restart a wait: poll() never restarts */
-TEST(wait_any_eintr_even_with_sa_restart) {
-  struct sigaction sa, old;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sa.sa_flags = SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+/* A signal handler that runs makes every wait return CTX_EINTR, with or
+** without SA_RESTART: waits sleep in poll(), which never restarts */
+TEST(waits_return_eintr) {
   ctx_t *c;
-  ASSERT_EQ(ctx_with_cancel(ctx_background(), &c), CTX_OK);
+  ASSERT_EQ(ctx_with_timeout(ctx_background(), 60000 * MS, &c), CTX_OK);
   int p[2];
   ASSERT_EQ(pipe(p), 0);
-  pthread_t self = pthread_self(), t;
-  for (int shape = 0; shape < 3; shape++) {
-    atomic_store(&handled, 0);
-    pthread_create(&t, NULL, signal_later, &self);
-    size_t which;
-    int rc = shape == 0 ? ctx_wait(c, -1)
-           : shape == 1 ? ctx_wait(c, 20000 * MS)
-           : ctx_wait_any(&c, 1, &p[0], 1, -1, &which);
-    pthread_join(t, NULL);
-    ASSERT_EQ(rc, CTX_EINTR);
-    ASSERT_EQ(atomic_load(&handled), 1);
+  pthread_t self = pthread_self();
+  for (int restart = 0; restart < 2; restart++) {
+    test_usr1_install(restart);
+    for (int shape = 0; shape < 3; shape++) {
+      atomic_store(&test_usr1_handled, 0);
+      pthread_t t = test_usr1_later(&self);
+      size_t which;
+      int rc = shape == 0 ? ctx_wait(c, -1)
+             : shape == 1 ? ctx_wait(c, 20000 * MS)
+             : ctx_wait_any(&c, 1, &p[0], 1, -1, &which);
+      pthread_join(t, NULL);
+      ASSERT_EQ(rc, CTX_EINTR);
+      ASSERT_EQ(atomic_load(&test_usr1_handled), 1);
+    }
+    test_usr1_restore();
   }
-  sigaction(SIGUSR1, &old, NULL);
   close(p[0]); close(p[1]);
   ctx_unref(c);
 }
