@@ -186,7 +186,24 @@ def command(ex: Example, workdir: Path) -> List[str]:
     lib = os.environ.get("DOCS_LIBCTX", str(ROOT / "build" / "libctx.a"))
     cflags = os.environ.get("DOCS_CFLAGS", "").split()
     cc = os.environ.get("CC", "cc")
-    r = subprocess.run([cc, *C_FLAGS, *cflags, f"-I{ROOT / 'core'}", str(src), lib,
+    objs = [str(src)]
+    if re.search(r"\bint\s+main\s*\(\s*void\s*\)", ex.code):
+        # a whole program's main is renamed and called from ours, for the
+        # reason c_program gives (its own main, compiled without the rename)
+        obj = workdir / "example.o"
+        r = subprocess.run([cc, *C_FLAGS, *cflags, f"-I{ROOT / 'core'}", "-Dmain=example_main",
+                            "-c", str(src), "-o", str(obj)],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise CompileError(f"{ex.id}: does not compile\n{r.stdout}{r.stderr}")
+        runner = workdir / "runner.c"
+        runner.write_text("int example_main(void);\n"
+                          "int main(void) {\n"
+                          "  int (*volatile run)(void) = example_main;\n"
+                          "  return run();\n"
+                          "}\n")
+        objs = [str(obj), str(runner)]
+    r = subprocess.run([cc, *C_FLAGS, *cflags, f"-I{ROOT / 'core'}", *objs, lib,
                         "-lm", "-o", str(exe)], capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         raise CompileError(f"{ex.id}: does not compile\n{r.stdout}{r.stderr}")
