@@ -60,14 +60,15 @@ deps:
 
 # mk/<area>.mk appends its targets to these lists (recipes expand them late)
 TEST_TARGETS :=
+TEST_TARGETS_LAST :=
 BENCH_TARGETS :=
 DEMO_TARGETS :=
 
 # every area's tests, one after the other; the first failure stops the run
 test: deps
-	@set -e; for t in $(TEST_TARGETS); do \
+	@set -e; for t in $(TEST_TARGETS) $(TEST_TARGETS_LAST); do \
 	  echo "== $$t"; $(MAKE) --no-print-directory WERROR=-Werror $$t; done; \
-	echo "== all test suites passed: $(TEST_TARGETS)"
+	echo "== all test suites passed: $(TEST_TARGETS) $(TEST_TARGETS_LAST)"
 
 bench: deps
 	@set -e; for t in $(BENCH_TARGETS); do \

@@ -10,7 +10,8 @@ DOCS_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 DOCS_ASAN_OBJ := $(CORE_SRC:core/%.c=$(B)/docs/asan/%.o)
 
 .PHONY: docs test-docs test-docs-site test-docs-examples
-TEST_TARGETS += test-docs
+# after every suite: the examples use all three languages
+TEST_TARGETS_LAST += test-docs
 
 # the tools live in a venv made with $(PY), the interpreter the extension is
 # built for (the examples run with $(PY) itself)
