@@ -247,6 +247,8 @@ CTX_API int ctx_wait(const ctx_t *c, int64_t timeout_ns);
 ** CTX_EINTR, CTX_ENOMEM (more than a few contexts need memory), CTX_EMFILE. */
 CTX_API int ctx_wait_any(ctx_t *const *cs, size_t nc, const int *fds, size_t nfd,
                          int64_t timeout_ns, size_t *which);
+/* Or this into an entry of fds to wait until it is writable instead. */
+#define CTX_FD_WRITE 0x40000000
 /* A file descriptor that becomes readable when c is done and stays readable
 ** (never read from it). Made on first request, owned by c (closed when c is
 ** freed); shared by c's value descendants. After fork() the child gets a

@@ -166,6 +166,7 @@ static void atfork_child(void) {
   atomic_store_explicit(&unlisted_depth, 0, memory_order_relaxed);
   ctx__fds_atfork_child();     /* our wake event and the contexts' descriptors */
   ctx__queues_atfork_child();
+  ctx__procs_atfork_child();
   ctx__timer_atfork_child();
   atomic_store_explicit(&ctx__forking, 0, memory_order_relaxed);
 }

@@ -255,5 +255,6 @@ void ctx__fd_close(int fd);
 int ctx__proc_poll(ctx_proc_t *p);
 int ctx__proc_pidfd(const ctx_proc_t *p);
 int64_t ctx__proc_next_check(ctx_proc_t *p, int64_t now);  /* poll schedule */
+void ctx__procs_atfork_child(void);
 
 #endif /* CTX_INT_H */

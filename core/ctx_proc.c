@@ -18,9 +18,11 @@ struct ctx_proc {
   int64_t kill_at;           /* when SIGKILL follows SIGTERM */
   int64_t next_check, interval;
   int tty;                   /* the controlling terminal, or -1 */
-  int has_tty;               /* the child's group is in its foreground */
+  _Atomic int has_tty;       /* the child's group is in its foreground */
   struct termios tio;        /* the terminal's modes when we handed it over */
   int tio_ok;
+  ctx_proc_t *tnext, *tprev; /* live children that asked for the terminal */
+  int listed;
 };
 
 #define CHECK_MIN_NS   1000000LL     /* without a pidfd: look after 1 ms, */
@@ -30,23 +32,12 @@ struct ctx_proc {
 /* ---- the terminal ----
 ** As a shell runs a foreground job: the child gets its own process group
 ** (so all of it can be ended) and the terminal's foreground (so it can read
-** and prompt, and Ctrl-C and Ctrl-Z reach it); we take it back at the end. */
+** and prompt, and Ctrl-C and Ctrl-Z reach it); we take it back at the end.
+** Children started while another has it wait their turn: when one ends, the
+** foreground goes to the newest one still running (as to the next job). */
 
-static void take_terminal(ctx_proc_t *p) {
-  int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-  if (fd < 0) return;   /* no controlling terminal */
-  if (tcgetpgrp(fd) != getpgrp()) {   /* we are not in its foreground */
-    close(fd);
-    return;
-  }
-  p->tio_ok = tcgetattr(fd, &p->tio) == 0;
-  p->tty = fd;
-  if (tcsetpgrp(fd, p->pid) == 0) {
-    p->has_tty = 1;
-    /* a read before the hand-over stopped it with SIGTTIN: go on */
-    kill(-p->pid, SIGCONT);
-  }
-}
+static pthread_mutex_t TM = PTHREAD_MUTEX_INITIALIZER;
+static ctx_proc_t *tlist;   /* TM: newest first */
 
 static void set_foreground(int fd, pid_t pgrp) {
   sigset_t ttou, old;
@@ -57,12 +48,56 @@ static void set_foreground(int fd, pid_t pgrp) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+/* TM held. */
+static void hand_over(ctx_proc_t *p) {
+  if (!p->tio_ok) p->tio_ok = tcgetattr(p->tty, &p->tio) == 0;
+  set_foreground(p->tty, p->pid);
+  if (tcgetpgrp(p->tty) == p->pid) atomic_store(&p->has_tty, 1);
+  /* a read before the hand-over stopped it with SIGTTIN: go on */
+  kill(-p->pid, SIGCONT);
+}
+
+static void take_terminal(ctx_proc_t *p) {
+  int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return;   /* no controlling terminal */
+  p->tty = fd;
+  pthread_mutex_lock(&TM);
+  int ours = tcgetpgrp(fd) == getpgrp();   /* else we are in the background, */
+  int waiting = 0;                         /* or another child has it */
+  for (ctx_proc_t *q = tlist; q; q = q->tnext) waiting |= atomic_load(&q->has_tty);
+  if (ours || waiting) {
+    p->tprev = NULL;
+    p->tnext = tlist;
+    if (tlist) tlist->tprev = p;
+    tlist = p;
+    p->listed = 1;
+    if (ours) hand_over(p);
+  } else {
+    close(fd);   /* it will never get it */
+    p->tty = -1;
+  }
+  pthread_mutex_unlock(&TM);
+}
+
 static void give_terminal_back(ctx_proc_t *p) {
-  if (!p->has_tty) return;
-  p->has_tty = 0;
-  set_foreground(p->tty, getpgrp());
-  /* a program we killed may have left echo off (a password prompt) */
-  if (p->terminated && p->tio_ok) tcsetattr(p->tty, TCSADRAIN, &p->tio);
+  pthread_mutex_lock(&TM);
+  if (p->listed) {
+    if (p->tprev) p->tprev->tnext = p->tnext; else tlist = p->tnext;
+    if (p->tnext) p->tnext->tprev = p->tprev;
+    p->listed = 0;
+  }
+  if (atomic_exchange(&p->has_tty, 0)) {
+    /* a program we killed may have left echo off (a password prompt) */
+    if (p->terminated && p->tio_ok) tcsetattr(p->tty, TCSADRAIN, &p->tio);
+    if (tlist) hand_over(tlist);
+    else set_foreground(p->tty, getpgrp());
+  }
+  pthread_mutex_unlock(&TM);
+}
+
+void ctx__procs_atfork_child(void) {
+  pthread_mutex_init(&TM, NULL);
+  tlist = NULL;   /* the parent's children, not ours */
 }
 
 /* Ctrl-Z stopped the child's group: stop ours too, so the shell that runs
@@ -85,7 +120,7 @@ int ctx__proc_poll(ctx_proc_t *p) {
   if (p->exited) return 1;
   siginfo_t si;
   memset(&si, 0, sizeof si);
-  int opts = WEXITED | WNOHANG | WNOWAIT | (p->has_tty ? WSTOPPED : 0);
+  int opts = WEXITED | WNOHANG | WNOWAIT | (atomic_load(&p->has_tty) ? WSTOPPED : 0);
   if (waitid(P_PID, (id_t)p->pid, &si, opts) != 0) {
     if (errno == EINTR) return 0;
     p->exited = p->reaped = 1;   /* ECHILD: reaped elsewhere (SIGCHLD ignored) */
@@ -106,7 +141,7 @@ int ctx__proc_poll(ctx_proc_t *p) {
       p->reaped = 1;
     }
   }
-  int had_tty = p->has_tty;
+  int had_tty = atomic_load(&p->has_tty);
   give_terminal_back(p);
   /* Ctrl-C or Ctrl-\ killed it while it had the terminal, which only its
   ** group received: pass it on to us, as a shell does */
@@ -119,7 +154,7 @@ int ctx__proc_poll(ctx_proc_t *p) {
 int ctx__proc_pidfd(const ctx_proc_t *p) { return p->pidfd; }
 
 int64_t ctx__proc_next_check(ctx_proc_t *p, int64_t now) {
-  if (p->pidfd >= 0) return p->has_tty ? now + CHECK_TTY_NS : CTX_FOREVER;
+  if (p->pidfd >= 0) return p->tty >= 0 ? now + CHECK_TTY_NS : CTX_FOREVER;
   if (now >= p->next_check) {
     p->interval = p->interval ? p->interval * 2 : CHECK_MIN_NS;
     if (p->interval > CHECK_MAX_NS) p->interval = CHECK_MAX_NS;

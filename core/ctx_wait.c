@@ -139,7 +139,9 @@ int ctx__wait(ctx_t *const *cs, size_t nc, const int *fds, size_t nfd, ctx_proc_
     return CTX_ENOMEM;
   }
   pfd[0] = (struct pollfd){ .fd = t->wake_r, .events = POLLIN };
-  for (size_t j = 0; j < nfd; j++) pfd[1 + j] = (struct pollfd){ .fd = fds[j], .events = POLLIN };
+  for (size_t j = 0; j < nfd; j++)
+    pfd[1 + j] = (struct pollfd){ .fd = fds[j] < 0 ? fds[j] : fds[j] & ~CTX_FD_WRITE,
+                                  .events = fds[j] >= 0 && (fds[j] & CTX_FD_WRITE) ? POLLOUT : POLLIN };
   if (pidfd >= 0) pfd[np - 1] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
 
   /* from here a cancel of any linked context signals our event */

@@ -253,6 +253,21 @@ static int script(void) {
   if (w != 0 || ctx_proc_terminate(p, 500 * MS) != CTX_OK) return 18;
   ctx_proc_close(p);
   if (tcgetpgrp(0) != getpgrp()) return 19;
+  /* two at once: the second gets the terminal when the first one ends */
+  pid_t first = spawn_sh("echo first; sleep 0.3", -1);
+  ctx_proc_t *p1;
+  ctx_proc_open(first, CTX_PROC_GROUP | CTX_PROC_TERMINAL, &p1);
+  pid = spawn_sh("read x </dev/tty && echo second:$x", -1);
+  ctx_proc_open(pid, CTX_PROC_GROUP | CTX_PROC_TERMINAL, &p);
+  if (tcgetpgrp(0) != first) return 20;
+  while (ctx_proc_wait(p1, &c, 1, NULL, 0, -1, &w) == CTX_EINTR) {}
+  ctx_proc_close(p1);
+  if (tcgetpgrp(0) != pid) return 21;
+  while (ctx_proc_wait(p, &c, 1, NULL, 0, -1, &w) == CTX_EINTR) {}
+  if (w != CTX_PROC_EXITED || ctx_proc_status(p, &st) != 1 || !WIFEXITED(st) || WEXITSTATUS(st))
+    return 22;
+  ctx_proc_close(p);
+  if (tcgetpgrp(0) != getpgrp()) return 23;
   ctx_unref(d);
   ctx_unref(c);
   return 0;
@@ -289,6 +304,10 @@ TEST(proc_terminal_foreground_and_ctrl_c) {
   ASSERT(expect(m, "ready", 5000));
   test_sleep_ns(100 * MS);
   ASSERT(write(m, "\003", 1) == 1);   /* ^C */
+  ASSERT(expect(m, "first", 5000));
+  test_sleep_ns(500 * MS);
+  ASSERT(write(m, "two\n", 4) == 4);
+  int found = expect(m, "second:two", 5000);
   int st;
   int64_t until = ctx_now() + 10000 * MS;
   while (waitpid(pid, &st, WNOHANG) == 0 && ctx_now() < until) {
@@ -298,6 +317,8 @@ TEST(proc_terminal_foreground_and_ctrl_c) {
   }
   if (ctx_now() >= until) { kill(pid, SIGKILL); waitpid(pid, &st, 0); }
   close(m);
+  if (!WIFEXITED(st) || WEXITSTATUS(st)) fprintf(stderr, "  script: status %#x\n", st);
+  ASSERT(found);
   ASSERT(WIFEXITED(st));
   ASSERT_EQ(WEXITSTATUS(st), 0);
 }

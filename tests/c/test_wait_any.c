@@ -1,6 +1,7 @@
 /* test_wait_any.c — one wait on many contexts and descriptors: no limit, which
 ** one ended it, deadlines fired by the waiter when the timer is late, signals. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -80,6 +81,16 @@ TEST(wait_any_descriptors) {
   ctx_cancel(c);          /* a done context comes first */
   ASSERT_EQ(ctx_wait_any(&c, 1, fds, 2, -1, &which), CTX_OK);
   ASSERT_EQ(which, 0);
+  /* writable instead: a pipe with room is at once, a full one once read */
+  int wfd = p2[1] | CTX_FD_WRITE;
+  ASSERT_EQ(ctx_wait_any(NULL, 0, &wfd, 1, -1, &which), CTX_OK);
+  ASSERT_EQ(fcntl(p2[1], F_SETFL, O_NONBLOCK), 0);
+  ASSERT_EQ(fcntl(p2[0], F_SETFL, O_NONBLOCK), 0);
+  char chunk[4096] = { 0 };
+  while (write(p2[1], chunk, sizeof chunk) > 0) {}
+  ASSERT_EQ(ctx_wait_any(NULL, 0, &wfd, 1, 5 * MS, &which), CTX_ETIMEDOUT);
+  while (read(p2[0], chunk, sizeof chunk) > 0) {}
+  ASSERT_EQ(ctx_wait_any(NULL, 0, &wfd, 1, 1000 * MS, &which), CTX_OK);
   /* many descriptors: no fixed limit */
   enum { NFD = 40 };
   int many[NFD], ends[NFD][2];
