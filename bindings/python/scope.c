@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "pyctx.h"
+#include "docs.h"
 #include "structmember.h"
 
 /* the innermost interrupting scopes of this thread (NULL when there are none) */
@@ -384,7 +385,7 @@ static PyType_Slot sc_slots[] = {
   { Py_tp_traverse, sc_traverse },
   { Py_tp_clear, sc_clear },
   { Py_tp_dealloc, sc_dealloc },
-  { Py_tp_doc, "A scope: `with`, `async with` or a decorator; see ctx.timeout." },
+  { Py_tp_doc, DOC_SCOPE_TYPE },
   { 0, NULL } };
 
 PyType_Spec pyctx_scope_spec = { "ctx.Scope", sizeof(ScopeObject), 0,
