@@ -619,7 +619,7 @@ static int mod_exec(PyObject *m) {
   if (!(st->wake = PyObject_GetAttrString(m, "_wake"))) return -1;
   /* the version is written once, in ctx.h; the package reads it from here */
   if (PyModule_AddStringConstant(m, "__version__", ctx_version()) < 0) return -1;
-  return 0;
+  return pyctx_runner_init(m);
 }
 
 static int mod_traverse(PyObject *m, visitproc visit, void *arg) {
