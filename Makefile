@@ -5,8 +5,14 @@
 PREFIX ?= /usr/local
 CC ?= cc
 CFLAGS ?= -O2 -g
-WARN := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror
-CORE_CFLAGS := $(WARN) $(CFLAGS) -fPIC -pthread -Icore
+WARN := -Wall -Wextra -Werror
+# the core is plain C11 + POSIX 2008; only its Linux files ask for more, and
+# exports nothing but the ctx_ API
+CORE_STD := -std=c11 -D_POSIX_C_SOURCE=200809L -pedantic
+CORE_CFLAGS := $(CORE_STD) $(WARN) $(CFLAGS) -fPIC -pthread -fvisibility=hidden \
+  -DCTX_BUILD_SHARED -Icore
+# tests, benchmarks and examples may use GNU C
+TOOL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN)
 LDLIBS := -pthread -lm
 B := build
 VERSION := 0.1.0

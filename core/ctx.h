@@ -241,7 +241,7 @@ CTX_API int ctx_expire(ctx_t *c);
 ** means no timeout) or a signal handler runs (CTX_EINTR). */
 CTX_API int ctx_wait(const ctx_t *c, int64_t timeout_ns);
 /* Blocks until one of nc contexts is done or one of nfd descriptors is
-** readable (or has hung up), at most timeout_ns (negative: no limit). CTX_OK
+** readable (or has hung up, or is not open), at most timeout_ns (negative: no limit). CTX_OK
 ** sets *which: i < nc for cs[i] (the lowest such index), nc + j for fds[j].
 ** Any number of each; NULL entries in cs are ignored. CTX_ETIMEDOUT,
 ** CTX_EINTR, CTX_ENOMEM (more than a few contexts need memory), CTX_EMFILE. */

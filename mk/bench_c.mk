@@ -10,7 +10,7 @@ BENCH_TARGETS += bench-c
 
 $(BENCH_C): bench/c/bench.c core/ctx.h $(B)/libctx.a
 	@mkdir -p $(@D)
-	$(CC) $(WARN) -O2 -g -pthread -Icore -o $@ $< $(B)/libctx.a $(LDLIBS)
+	$(CC) $(TOOL_CFLAGS) -O2 -g -pthread -Icore -o $@ $< $(B)/libctx.a $(LDLIBS)
 
 # a standalone module without dependencies: builds offline
 $(BENCH_GO): bench/go/main.go bench/go/go.mod

@@ -31,7 +31,7 @@ test-c: test-c-plain test-c-asan test-c-tsan test-c-valgrind test-c-fuzz
 # (libctx.so too: one test dlopen()s and unloads it, named by CTX_TEST_SO)
 $(CT)/%/run_tests: $(CT_SRC) $(CT_HDR) $(CORE_SRC) $(CORE_HDR) $(B)/libctx.so
 	@mkdir -p $(@D)
-	$(CC) $(WARN) -g $(CT_FLAGS_$*) -pthread -Icore -Itests/c -o $@ $(CT_SRC) $(CORE_SRC) $(LDLIBS)
+	$(CC) $(TOOL_CFLAGS) -DCTX_DEBUG -g $(CT_FLAGS_$*) -pthread -Icore -Itests/c -o $@ $(CT_SRC) $(CORE_SRC) $(LDLIBS)
 
 # output goes to the terminal and to a log (dash has no pipefail: no tee)
 test-c-plain test-c-asan test-c-tsan: test-c-%: $(CT)/%/run_tests
@@ -53,7 +53,7 @@ FUZZ_BIN := $(B)/fuzz/ctx_fuzz
 FUZZ_LONG ?= 600
 $(FUZZ_BIN): fuzz/ctx_fuzz.c $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(B)/fuzz/corpus
-	$(FUZZ_CC) $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined -Icore -o $@ \
+	$(FUZZ_CC) $(TOOL_CFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -Icore -o $@ \
 	  fuzz/ctx_fuzz.c $(CORE_SRC) $(LDLIBS)
 
 # the log is kept quiet unless the run fails; crash inputs land in build/fuzz

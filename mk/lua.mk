@@ -5,7 +5,7 @@ LUA ?= lua5.4
 LUA_INC ?= /usr/include/lua5.4
 LUA_SRC := $(wildcard bindings/lua/*.c)
 LUA_HDR := $(wildcard bindings/lua/*.h) $(CORE_HDR)
-LUA_CFLAGS := $(WARN) $(CFLAGS) -fPIC -pthread -Icore -Ibindings/lua -I$(LUA_INC)
+LUA_CFLAGS := $(TOOL_CFLAGS) $(CFLAGS) -fPIC -pthread -Icore -Ibindings/lua -I$(LUA_INC)
 LUA_LIBS := $(LDLIBS) -ldl
 LUA_ENV := LUA_CPATH="$(CURDIR)/$(B)/lua/?.so;;" LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/tests/lua/?.lua;;"
 
@@ -25,7 +25,7 @@ $(B)/lua/nosig/ctx.so: $(LUA_SRC) $(CORE_SRC) $(LUA_HDR)
 # (ctx.run in its count-hook mode: TSan holds signals back from busy Lua)
 $(B)/lua/host-tsan: tests/lua/host/host.c $(LUA_SRC) $(CORE_SRC) $(LUA_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) -O1 -g -fsanitize=thread -DLCTX_NO_SIGNAL -pthread -Icore -Ibindings/lua \
+	$(CC) $(TOOL_CFLAGS) -O1 -g -fsanitize=thread -DLCTX_NO_SIGNAL -pthread -Icore -Ibindings/lua \
 	  -I$(LUA_INC) tests/lua/host/host.c $(LUA_SRC) $(CORE_SRC) -o $@ -llua5.4 $(LUA_LIBS)
 
 # the same host as built for use, ctx.run stopping busy loops by signal
@@ -35,7 +35,7 @@ $(B)/lua/host: tests/lua/host/host.c $(LUA_SRC) $(CORE_SRC) $(LUA_HDR)
 
 $(B)/lua/closer: tests/lua/host/closer.c
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(CFLAGS) -I$(LUA_INC) $< -o $@ -llua5.4 $(LDLIBS)
+	$(CC) $(TOOL_CFLAGS) $(CFLAGS) -I$(LUA_INC) $< -o $@ -llua5.4 $(LDLIBS)
 
 .PHONY: lua test-lua bench-lua
 lua: $(B)/lua/ctx.so

@@ -69,14 +69,22 @@ void test_sleep_ns(int64_t ns) {
 
 void test_release_count(void *obj) { atomic_fetch_add((atomic_int *)obj, 1); }
 
+void test_nop(void *arg) { (void)arg; }
+
 static double now_ms(void) { return (double)ctx_now() / 1e6; }
 
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   ctx_set_allocator(count_alloc, count_free);
-  /* the timer heap is allocated once and kept: do it before leak counts */
+  /* the timer heap and the default executor's queue are allocated once and
+  ** kept: make them before leak counts */
   ctx_t *warm;
   if (ctx_with_timeout(ctx_background(), 3600000000000LL, &warm) == CTX_OK) {
+    ctx_after_t *a;
+    if (ctx_after_func(warm, test_nop, NULL, NULL, NULL, &a) == CTX_OK) {
+      ctx_after_stop(a);
+      ctx_after_free(a);
+    }
     ctx_cancel(warm);
     ctx_unref(warm);
   }

@@ -54,6 +54,8 @@ void test_sleep_ns(int64_t ns);
 
 /* Releases that count, for ownership checks: the object is an int counter. */
 void test_release_count(void *obj);
+/* A callback that does nothing. */
+void test_nop(void *arg);
 
 
 

@@ -272,7 +272,7 @@ TEST(expire_fires_without_the_timer_thread) {
   ASSERT_EQ(ctx_expire(w), 0);  /* no deadline past WithoutCancel */
   ASSERT_EQ(ctx_expire(later), 0);
   ASSERT_EQ(ctx_expire(ctx_background()), 0);
-  ASSERT_EQ(ctx_expire(NULL), 0);
+  ASSERT_EQ(ctx_expire(NULL), CTX_EINVAL);
   ctx_t *all[] = { later, w, v, g, c, p, blocker };
   for (int i = 0; i < 7; i++) ctx_unref(all[i]);
 }
