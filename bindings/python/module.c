@@ -471,21 +471,6 @@ static PyObject *f_sleep(PyObject *m, PyObject *args, PyObject *kw) {
   return res;
 }
 
-/* _wait_fd(c, fd, timeout): 'done', 'fd' or 'timeout' (run_process uses it). */
-static PyObject *f_wait_fd(PyObject *m, PyObject *args) {
-  ctxstate *st = ST(m);
-  PyObject *c, *to;
-  int fd;
-  int64_t ns = -1;
-  if (!PyArg_ParseTuple(args, "OiO:_wait_fd", &c, &fd, &to)) return NULL;
-  if (to != Py_None && pyctx_seconds(st, to, &ns) < 0) return NULL;
-  if (!(c = ctx_or_current(st, c))) return NULL;
-  int r = pyctx_wait(st, ((CtxObject *)c)->c, ns, fd);
-  Py_DECREF(c);
-  if (r < 0) return NULL;
-  return PyUnicode_FromString(r == 1 ? "done" : r == 2 ? "fd" : "timeout");
-}
-
 static PyObject *f_num_children(PyObject *m, PyObject *c) {
   ctx_t *p;
   if (pyctx_parent(ST(m), c, &p) < 0) return NULL;
@@ -528,7 +513,6 @@ static PyMethodDef mod_methods[] = {
     DOC_DEADLINE },
   { "sleep", FC(f_sleep), METH_VARARGS | METH_KEYWORDS,
     DOC_SLEEP },
-  { "_wait_fd", f_wait_fd, METH_VARARGS, NULL },
   { "_interrupt_check", pyctx_interrupt_check, METH_NOARGS, NULL },
   { "_wake", pyctx_wake, METH_VARARGS, NULL },
   { "_num_children", f_num_children, METH_O, NULL },
@@ -619,6 +603,7 @@ static int mod_exec(PyObject *m) {
   if (!(st->wake = PyObject_GetAttrString(m, "_wake"))) return -1;
   /* the version is written once, in ctx.h; the package reads it from here */
   if (PyModule_AddStringConstant(m, "__version__", ctx_version()) < 0) return -1;
+  if (pyctx_proc_init(m) < 0) return -1;
   return pyctx_runner_init(m);
 }
 

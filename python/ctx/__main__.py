@@ -170,10 +170,10 @@ class _Runner:
         if c is None or c.done() or self.signum is not None:
             # graceful, then hard: the stop is under way, end it now
             why = f"ctx: {self.name}: {signal.Signals(signum).name} again; ended at once\n"
-            _ctx._hard_exit(128 + signum, why)  # type: ignore[attr-defined]
+            _ctx._hard_exit(128 + signum, why)
         self.signum = signum
         code, why = self.verdict(c) or (1, "")
-        _ctx._watchdog_verdict(code, f"ctx: {self.name}: {why}; still running "  # type: ignore[attr-defined]
+        _ctx._watchdog_verdict(code, f"ctx: {self.name}: {why}; still running "
                                f"{self.grace:g} s later, ended\n")
         c.cancel(ctx.SignalReceived(signum))
         _ctx._interrupt_check()  # raise the stop now, even in a blocking call
@@ -238,7 +238,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         # nothing of ours runs inside the block but run(): a stop raised
         # there is the script's to see, never the runner's bookkeeping
         with state.root as c:
-            _ctx._watchdog(c, ns.kill_after,  # type: ignore[attr-defined]
+            _ctx._watchdog(c, ns.kill_after,
                            f"ctx: {name}: stopped after its {ns.timeout or 0:g} s timeout; "
                            f"still running {ns.kill_after:g} s later, ended\n",
                            f"ctx: {name}: stopped (context canceled); still running "
@@ -252,7 +252,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     verdict = state.verdict(c) if c is not None and not forked else None
     if verdict is None:
         # the script ended by itself: its own status, python's handlers back
-        _ctx._watchdog_disarm()  # type: ignore[attr-defined]
+        _ctx._watchdog_disarm()
         state.restore()
         if outcome is None or not isinstance(outcome, Exception):
             if outcome is not None:

@@ -232,8 +232,8 @@ def test_first_signal_cancels_with_its_cause(tmp_path):
     script = write(tmp_path / "cause.py", """
         import ctx, sys
         c = ctx.current()
-        print("ready", flush=True)
         try:
+            print("ready", flush=True)
             ctx.sleep(60)
         finally:
             print(type(c.err()).__name__, repr(ctx.cause(c)), file=sys.stderr)
