@@ -255,8 +255,21 @@ class _Feeder:
 
 
 class on_signal:
-    """Go's signal.NotifyContext as a scope: the context is canceled, with
-    cause SignalReceived(signum), when one of the signals arrives."""
+    """Go's signal.NotifyContext as a scope:
+
+        with ctx.on_signal() as c:      # SIGINT and SIGTERM
+            while not c.done():
+                work_a_bit()
+
+    c, a child of parent (default: ctx.current()), is ctx.current() inside the
+    block and is canceled, with cause ctx.SignalReceived(signum), when one of
+    the signals arrives; the handlers that were there are put back when the
+    block exits, and c is canceled then. An interrupting scope inside is
+    stopped at once. signums: signal numbers (default SIGINT, SIGTERM).
+    Raises ValueError outside the main thread (signal.signal's rule), OSError
+    for a signal that cannot be caught (SIGKILL), RuntimeError if the scope
+    is already active.
+    """
 
     def __init__(self, *signums: int, parent: Any = None) -> None:
         self._signums = tuple(int(s) for s in signums) or (signal.SIGINT, signal.SIGTERM)
