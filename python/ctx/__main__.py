@@ -146,36 +146,44 @@ def _is_zip(path: str) -> bool:
 
 
 class _Runner:
-    """The state the signal handlers and the fork hook share."""
+    """The runner's contexts, and the state its signal handlers and fork hook
+    share. `stop` ends only by the runner's deadline or a signal (canceling
+    the root scope, as its exit does, is no stop of the runner's): the
+    watchdog and the exit status follow it alone."""
 
     def __init__(self, name: str, timeout: Optional[float], grace: float) -> None:
         self.name = name
         self.timeout = timeout
         self.grace = grace
         self.pid = os.getpid()
-        self.root: Any = None
+        signaled, self.cancel = ctx.with_cancel_cause(ctx.background())
+        seconds = math.inf if timeout is None else timeout
+        self.stop, _ = ctx.with_timeout(signaled, seconds)
+        # what the script sees as ctx.current(): interrupts the main thread
+        self.root: Any = ctx.scope(self.stop, interrupt=True)
         self.signum: Optional[int] = None   # the signal that stopped the script
         self.old: Dict[int, Any] = {}       # the handlers ours replaced
 
-    def verdict(self, c: ctx.Context) -> Optional[Tuple[int, str]]:
+    def verdict(self) -> Optional[Tuple[int, str]]:
         """Status and reason when the runner itself stopped the script, else None."""
         if self.signum is not None:
             return 128 + self.signum, f"stopped by {signal.Signals(self.signum).name}"
-        if isinstance(c.err(), ctx.DeadlineExceeded):
+        if isinstance(self.stop.err(), ctx.DeadlineExceeded):
             return 124, f"stopped after its {self.timeout:g} s timeout"
         return None
 
+    def message(self, why: str) -> str:
+        return f"ctx: {self.name}: {why}; still running {self.grace:g} s later, ended\n"
+
     def on_signal(self, signum: int, frame: Any) -> None:
-        c = self.root.context if self.root is not None else None
-        if c is None or c.done() or self.signum is not None:
+        if self.stop.done():
             # graceful, then hard: the stop is under way, end it now
             why = f"ctx: {self.name}: {signal.Signals(signum).name} again; ended at once\n"
             _ctx._hard_exit(128 + signum, why)
         self.signum = signum
-        code, why = self.verdict(c) or (1, "")
-        _ctx._watchdog_verdict(code, f"ctx: {self.name}: {why}; still running "
-                               f"{self.grace:g} s later, ended\n")
-        c.cancel(ctx.SignalReceived(signum))
+        code, why = self.verdict() or (1, "")
+        _ctx._watchdog_verdict(code, self.message(why))
+        self.cancel(ctx.SignalReceived(signum))
         _ctx._interrupt_check()  # raise the stop now, even in a blocking call
 
     def install(self) -> None:
@@ -191,11 +199,10 @@ class _Runner:
     def in_forked_child(self) -> None:
         # a process the script forked is the script's: it keeps none of the
         # runner's handlers, root scope or watchdog (a thread: gone already)
-        if self.pid == os.getpid() or self.root is None:
+        if self.pid == os.getpid():
             return
         self.restore()
         self.root._detach()
-        self.root = None
 
 
 _runner: Optional[_Runner] = None
@@ -230,26 +237,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     if _runner is None:
         os.register_at_fork(after_in_child=_fork_hook)
     _runner = state
-    seconds = math.inf if ns.timeout is None else ns.timeout
-    state.root = ctx.timeout(seconds, ctx.background(), interrupt=True)
+    _ctx._watchdog(state.stop, ns.kill_after,
+                   state.message(f"stopped after its {ns.timeout or 0:g} s timeout"),
+                   state.message("stopped"))
+    state.install()
     outcome: Optional[BaseException] = None
-    c: Any = None
     try:
         # nothing of ours runs inside the block but run(): a stop raised
         # there is the script's to see, never the runner's bookkeeping
-        with state.root as c:
-            _ctx._watchdog(c, ns.kill_after,
-                           f"ctx: {name}: stopped after its {ns.timeout or 0:g} s timeout; "
-                           f"still running {ns.kill_after:g} s later, ended\n",
-                           f"ctx: {name}: stopped (context canceled); still running "
-                           f"{ns.kill_after:g} s later, ended\n")
-            state.install()
+        with state.root:
             run()
     except BaseException as e:  # sorted out below, outside the block
         outcome = e
     # in a child the script forked (returning here) the script is on its own
-    forked = os.getpid() != state.pid
-    verdict = state.verdict(c) if c is not None and not forked else None
+    verdict = state.verdict() if os.getpid() == state.pid else None
     if verdict is None:
         # the script ended by itself: its own status, python's handlers back
         _ctx._watchdog_disarm()

@@ -175,6 +175,18 @@ def test_kill_after_fires_while_the_script_holds_the_gil_in_c():
     assert "still running" in r.stderr and time.monotonic() - t0 < 10
 
 
+def test_a_clean_end_never_arms_the_watchdog_even_without_grace(tmp_path):
+    # the root scope's own cancel at its exit is no stop of the runner's
+    script = write(tmp_path / "clean.py", """
+        import ctx, time
+        time.sleep(0.05)
+        print("done", ctx.current().done())
+    """)
+    for _ in range(10):
+        r = run("-m", "ctx", "--timeout", "30", "--kill-after", "0", script)
+        assert (r.returncode, r.stdout, r.stderr) == (0, "done False\n", "")
+
+
 def test_watchdog_outlives_the_script_when_threads_keep_the_process(tmp_path):
     # stopped by the deadline, the script ends but a non-daemon thread runs
     # on: python would wait for it for ever; the watchdog ends the process
