@@ -160,7 +160,7 @@ class _Runner:
         seconds = math.inf if timeout is None else timeout
         self.stop, _ = ctx.with_timeout(signaled, seconds)
         # what the script sees as ctx.current(): interrupts the main thread
-        self.root: Any = ctx.scope(self.stop, interrupt=True)
+        self.root: Any = ctx.timeout(math.inf, self.stop, interrupt=True)
         self.signum: Optional[int] = None   # the signal that stopped the script
         self.old: Dict[int, Any] = {}       # the handlers ours replaced
 
