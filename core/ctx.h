@@ -253,18 +253,19 @@ CTX_API int ctx_wait_any(ctx_t *const *cs, size_t nc, const int *fds, size_t nfd
 ** descriptor of its own under the same number, so a cancel on one side never
 ** makes the other side's readable. Negative CTX_E* on failure. */
 CTX_API int ctx_fd(ctx_t *c);
-/* Waits until the thread that ended c has handed every after_func of c's
-** subtree to its executor and has ended the whole subtree. Returns at once if
-** c is not done or that already happened (then it is one atomic load). */
+/* Waits until the thread that ended c has ended c's whole subtree and handed
+** every after_func of it to its executor. Returns at once if c is not done or
+** that already happened (then it is one atomic load). Not from a callback
+** that an inline executor runs for the same ending (it would wait for itself). */
 CTX_API void ctx_settle(const ctx_t *c);
 
 /* ---- after_func ---- */
 
 /* AfterFunc: arranges for fn(arg) to run once after c is done (at once if it
 ** is), on `ex`; NULL picks the core's own executor: a pool of threads that
-** grows when every thread is busy (as Go gives each AfterFunc its own
-** goroutine, a callback that blocks never starves another), never the timer
-** thread. `release` (may be NULL) is called on arg after fn ran or once it was
+** grows when every thread is busy, up to 256 (as Go gives each AfterFunc its
+** own goroutine, a callback that blocks never starves another), never the
+** timer thread. `release` (may be NULL) is called on arg after fn ran or once it was
 ** stopped. A pending registration keeps c alive. If stop is not NULL, *stop
 ** gets a handle for ctx_after_stop that must be freed with ctx_after_free.
 ** On failure nothing is taken; CTX_EAGAIN when the default executor has no

@@ -93,22 +93,27 @@ void ctx__walk_begin(ctx__walk_t *w, ctx_t *root, uint32_t err, ctx__cause_t *ca
   }
 }
 
-static void settle(ctx_t *c) {
-  uint32_t old = atomic_fetch_or_explicit(&c->state, CTX__SETTLED, memory_order_release);
+static void mark(ctx_t *c, uint32_t bit) {
+  uint32_t old = atomic_fetch_or_explicit(&c->state, bit, memory_order_release);
   if (old & CTX__PARKED) ctx__unpark_all(&c->state);
 }
 
+/* The subtree is settled before its callbacks are handed on: a callback run
+** inline that cancels the context it was registered on must not wait for
+** its own hand-off. */
 void ctx__walk_finish(ctx__walk_t *w) {
   if (!w->root_own) {   /* another thread is ending it: wait for its subtree */
-    ctx__settle_wait(w->root);
+    ctx__settle_wait(w->root, CTX__SETTLED);
     return;
   }
   for (ctx_t *k = w->foreign, *next; k; k = next) {
     next = k->u.c.next;
-    ctx__settle_wait(k);
+    ctx__settle_wait(k, CTX__SETTLED);
     ctx_unref(k);
   }
-  /* last: an inline executor runs user code here */
+  for (ctx_t *k = w->head; k; k = k->u.c.next) mark(k, CTX__SETTLED);
+  mark(w->root, CTX__SETTLED);
+  /* an inline executor runs user code here */
   for (ctx__hook_t *h = w->afters, *next; h; h = next) {
     next = h->next;
     ctx__after_dispatch((ctx_after_t *)h);
@@ -120,10 +125,10 @@ void ctx__walk_finish(ctx__walk_t *w) {
   }
   for (ctx_t *k = w->head, *next; k; k = next) {
     next = k->u.c.next;
-    settle(k);
+    mark(k, CTX__HANDED);
     ctx_unref(k);
   }
-  settle(w->root);
+  mark(w->root, CTX__HANDED);
 }
 
 int ctx__cancel(ctx_t *root, uint32_t err, ctx__cause_t *cause, int use_pending) {
@@ -142,11 +147,11 @@ static int orphaned(uint32_t s) {
   return ((s >> CTX__GEN_SHIFT) & CTX__GEN_MASK) != gen;
 }
 
-void ctx__settle_wait(const ctx_t *canc) {
+void ctx__settle_wait(const ctx_t *canc, uint32_t bit) {
   _Atomic uint32_t *word = (_Atomic uint32_t *)&canc->state;
   for (int spin = 0;; spin++) {
     uint32_t s = atomic_load_explicit(word, memory_order_acquire);
-    if (!(s & CTX__ERRMASK) || (s & CTX__SETTLED) || orphaned(s)) return;
+    if (!(s & CTX__ERRMASK) || (s & bit) || orphaned(s)) return;
     if (spin < 100) {
       ctx__cpu_relax();
       continue;
@@ -161,5 +166,5 @@ void ctx__settle_wait(const ctx_t *canc) {
 
 void ctx_settle(const ctx_t *c) {
   if (!c || !(c->canc->flags & CTX__CANCELABLE)) return;
-  ctx__settle_wait(c->canc);
+  ctx__settle_wait(c->canc, CTX__HANDED);
 }

@@ -25,16 +25,14 @@ static void fix_offset(void) {
   wall_offset = r - (m1 + (m2 - m1) / 2);
 }
 
-/* ceil(s * 1e9) exactly, without long double: a = whole + frac with both parts
-** exact (Sterbenz, for a >= 0), and the rounding error of frac * 1e9
-** recovered with fma(). Negative s rounds its magnitude down instead. */
+/* The double s * 1e9 rounded up, computed without long double: a = whole +
+** frac with both parts exact (Sterbenz, for a >= 0), so that the one product
+** rounded is frac * 1e9, whose rounding error is far below a nanosecond.
+** Decimal inputs keep their intended value: 0.1 s is 100000000 ns. */
 static int64_t scaled(double a, int up) {
   double whole = floor(a), frac = a - whole;
-  double p = frac * 1e9, err = fma(frac, 1e9, -p);
-  double r = up ? ceil(p) : floor(p);
-  if (r == p && err > 0 && up) r += 1;     /* p was rounded down onto an integer */
-  if (r == p && err < 0 && !up) r -= 1;    /* or up onto one */
-  return (int64_t)whole * 1000000000 + (int64_t)r;
+  double p = frac * 1e9;
+  return (int64_t)whole * 1000000000 + (int64_t)(up ? ceil(p) : floor(p));
 }
 
 int64_t ctx_seconds_to_ns(double s) {

@@ -13,9 +13,10 @@
 ** then the fork generation in which it ended (see ctx__settle_wait) */
 #define CTX__ERRMASK   3u
 #define CTX__PARKED    4u    /* a thread sleeps on the word: wake it */
-#define CTX__SETTLED   8u    /* subtree ended and its callbacks handed off */
-#define CTX__GEN_SHIFT 4
-#define CTX__GEN_MASK  0x0fffffffu
+#define CTX__SETTLED   8u    /* its whole subtree has ended (what cancel waits for) */
+#define CTX__HANDED    16u   /* and the subtree's callbacks were handed on (ctx_settle) */
+#define CTX__GEN_SHIFT 5
+#define CTX__GEN_MASK  0x07ffffffu
 
 /* flags: immutable once the node is published */
 #define CTX__TIMER      2u   /* may own a slot in the timer heap */
@@ -214,12 +215,14 @@ struct ctx__walk {
 void ctx__walk_begin(ctx__walk_t *w, ctx_t *root, uint32_t err, ctx__cause_t *cause,
                      int use_pending);  /* inside the gate */
 void ctx__walk_finish(ctx__walk_t *w);  /* outside it */
-void ctx__settle_wait(const ctx_t *canc);
+/* Waits until canc's state has `bit` (CTX__SETTLED or CTX__HANDED). */
+void ctx__settle_wait(const ctx_t *canc, uint32_t bit);
 
 /* ---- timer (ctx_timer.c) and clocks (ctx_clock.c) ---- */
 int64_t ctx__mono_to_wall_ns(int64_t mono_ns);
 int ctx__timer_add(ctx_t *c);      /* CTX_OK, CTX_ENOMEM or CTX_EAGAIN */
 void ctx__timer_remove(ctx_t *c);
+extern _Atomic int ctx__timer_stall;   /* tests: the timer thread fires nothing */
 void ctx__timer_atfork_prepare(void);
 void ctx__timer_atfork_parent(void);
 void ctx__timer_atfork_child(void);

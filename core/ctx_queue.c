@@ -20,6 +20,7 @@ struct ctx_queue {
 static struct {
   pthread_mutex_t mu;
   ctx_queue_t *head;
+  ctx_task_t *orphans;   /* what forked children dropped: kept reachable */
 } G = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static void queue_submit(ctx_executor_t *ex, ctx_after_t *a);
@@ -147,12 +148,16 @@ int ctx_queue_pop(ctx_queue_t *q, int64_t timeout_ns, ctx_task_t **out) {
       return CTX_ETIMEDOUT;
     }
     q->idle++;
+    atomic_fetch_add_explicit(&q->refs, 1, memory_order_relaxed);  /* outlives a close */
     pthread_mutex_unlock(&q->mu);
     size_t which;
     int rc = ctx_wait_any(NULL, 0, &q->r, 1, left, &which);
     pthread_mutex_lock(&q->mu);
     q->idle--;
+    int closed = q->closed;
     pthread_mutex_unlock(&q->mu);
+    ctx__queue_unref(q);
+    if (closed) return CTX_ECLOSED;   /* q may be gone now */
     if (rc == CTX_EINTR || rc == CTX_EMFILE || rc == CTX_ENOMEM) return rc;
   }
 }
@@ -225,6 +230,10 @@ void ctx__queues_atfork_child(void) {
   pthread_mutex_init(&G.mu, NULL);
   for (ctx_queue_t *q = G.head; q; q = q->gnext) {
     pthread_mutex_init(&q->mu, NULL);
+    if (q->tail) {
+      q->tail->next = G.orphans;
+      G.orphans = q->head;
+    }
     q->head = q->tail = NULL;
     atomic_store_explicit(&q->pending, 0, memory_order_relaxed);
     q->idle = 0;
@@ -236,11 +245,13 @@ void ctx__queues_atfork_child(void) {
 /* ---- the default executor: a pool that grows when all its threads are busy ---- */
 
 #define POOL_IDLE_NS (10LL * 1000000000)   /* a spare thread exits after 10 s idle */
+#define POOL_MAX 256                        /* callbacks blocked at once, at most */
 
 static struct {
   pthread_mutex_t mu;
   ctx_queue_t *q;
   int threads;
+  int starting;   /* started, not yet waiting for a task: one spare at a time */
 } P = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static void *pool_main(void *arg);
@@ -248,13 +259,19 @@ static void *pool_main(void *arg);
 /* P.mu held. */
 static int pool_spawn(void) {
   int rc = ctx__spawn(pool_main, NULL);
-  if (rc == CTX_OK) P.threads++;
+  if (rc == CTX_OK) {
+    P.threads++;
+    P.starting++;
+  }
   return rc;
 }
 
 static void *pool_main(void *arg) {
   (void)arg;
   ctx_queue_t *q = P.q;
+  pthread_mutex_lock(&P.mu);
+  P.starting--;
+  pthread_mutex_unlock(&P.mu);
   for (;;) {
     ctx_task_t *t;
     int rc = ctx_queue_pop(q, POOL_IDLE_NS, &t);
@@ -270,7 +287,8 @@ static void *pool_main(void *arg) {
     ** that a callback waiting for another one's effect never starves it */
     if (ctx_queue_idle(q) == 0) {
       pthread_mutex_lock(&P.mu);
-      pool_spawn();   /* if it fails, later tasks wait for a free thread */
+      if (!P.starting && P.threads < POOL_MAX)
+        pool_spawn();   /* if it fails, later tasks wait for a free thread */
       pthread_mutex_unlock(&P.mu);
     }
     ctx_task_run(t);
@@ -292,6 +310,6 @@ ctx_executor_t *ctx__pool_executor(void) { return &P.q->ex; }
 ** promised a thread. */
 void ctx__pool_atfork_child(void) {
   pthread_mutex_init(&P.mu, NULL);
-  P.threads = 0;
+  P.threads = P.starting = 0;
   if (P.q && P.q->regs) pool_spawn();
 }

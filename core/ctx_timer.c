@@ -1,6 +1,7 @@
 /* ctx_timer.c — the one timer thread: a binary heap of deadlines on
 ** CLOCK_MONOTONIC, started on first need and restarted after fork(). */
 #include <string.h>
+#include <time.h>
 #include "ctx_int.h"
 
 static struct {
@@ -13,6 +14,7 @@ static struct {
 } T = { .mu = PTHREAD_MUTEX_INITIALIZER, .sleep_until = CTX_FOREVER };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+_Atomic int ctx__timer_stall;
 
 /* ---- the heap (T.mu held) ---- */
 
@@ -68,6 +70,10 @@ static void *timer_main(void *arg) {
     ctx_t *batch[BATCH];
     ctx__walk_t walks[BATCH];
     int nb = 0;
+    if (atomic_load_explicit(&ctx__timer_stall, memory_order_relaxed)) {
+      nanosleep(&(struct timespec){ 0, 1000000 }, NULL);   /* tests: a late timer */
+      continue;
+    }
     /* taking expired nodes out of the heap and ending them is one gate
     ** section: a fork in between would lose them in the child */
     ctx__gate_enter();

@@ -171,7 +171,8 @@ static int attach(ctx_t *c, ctx_t *parent) {
     pending = c->u.c.cause;
     c->u.c.cause = link->u.c.cause;
     if (c->u.c.cause) atomic_fetch_add_explicit(&c->u.c.cause->refs, 1, memory_order_relaxed);
-    atomic_store_explicit(&c->state, err | CTX__SETTLED | ctx__gen_bits(), memory_order_release);
+    atomic_store_explicit(&c->state, err | CTX__SETTLED | CTX__HANDED | ctx__gen_bits(),
+                          memory_order_release);
   } else {
     c->u.c.prev = NULL;
     c->u.c.next = link->u.c.children;
@@ -306,7 +307,7 @@ int ctx_cancel_cause(ctx_t *c, void *cause, ctx_release_fn release) {
   if (!cause) return ctx_cancel(c);
   if (ctx_done(c)) {  /* the first cancellation won: nothing to record */
     if (release) release(cause);
-    ctx__settle_wait(c);
+    ctx__settle_wait(c, CTX__SETTLED);
     return 0;
   }
   ctx__cause_t *z = cause_new(cause, release);

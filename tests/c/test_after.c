@@ -185,7 +185,8 @@ TEST(after_func_custom_executor) {
   /* the timer thread submits fired ones; the default executor never runs
   ** a callback on the timer thread */
   probe_t q = { 0 };
-  ASSERT_EQ(ctx_with_timeout(ctx_background(), 5 * MS, &t), CTX_OK);
+  /* long enough that it cannot pass while we register (sanitizers are slow) */
+  ASSERT_EQ(ctx_with_timeout(ctx_background(), 100 * MS, &t), CTX_OK);
   ASSERT_EQ(ctx_after_func(t, probe_fn, &q, NULL, NULL, NULL), CTX_OK);
   ASSERT_EQ(ctx_after_func(t, probe_fn, &p, NULL, &x.ex, NULL), CTX_OK);
   ASSERT(WAIT_FOR(atomic_load(&q.runs) == 1, 5000));
