@@ -1,6 +1,7 @@
 /* runner.c — what `python -m ctx` needs below Python: a watchdog thread that
 ** ends the process without the GIL, and the children run_process started. */
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,13 +37,18 @@ void pyctx_untrack_child(int pid) {
   pthread_mutex_unlock(&g_kids_mu);
 }
 
-/* SIGKILL to every tracked child, to its whole group when it leads one. No
-** lock: this runs just before _exit, maybe while another thread holds it. */
+/* SIGKILL to every tracked child, to its whole group when it leads one.
+** Just before _exit: the lock is waited for only briefly (a thread that holds
+** it is in the middle of a short update, or did not survive a fork). */
 static void kill_children(void) {
+  int locked = 0;
+  for (int i = 0; i < 1000 && !locked; i++)
+    if (!(locked = pthread_mutex_trylock(&g_kids_mu) == 0)) sched_yield();
   for (size_t i = 0; i < g_nkids; i++) {
     if (g_kids[i].group) kill(-g_kids[i].pid, SIGKILL);
     kill(g_kids[i].pid, SIGKILL);
   }
+  if (locked) pthread_mutex_unlock(&g_kids_mu);
 }
 
 /* ---- the watchdog ---- */
