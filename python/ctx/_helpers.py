@@ -1,8 +1,10 @@
 # _helpers.py — helpers for scripted workflows: run_process (a subprocess that
 # dies with its context) and on_signal (Go's signal.NotifyContext as a scope).
+import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from typing import Any, Dict, List, Optional
 
@@ -72,6 +74,26 @@ def _decode(p: subprocess.Popen, pipe: Any, chunks: List[bytes]) -> Any:
     return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines
 
 
+def _shield() -> Any:
+    """ctx.shield() where the package has it (no stop is raised inside)."""
+    shield = getattr(sys.modules[__package__ or "ctx"], "shield", None)
+    return shield() if shield is not None else contextlib.nullcontext()
+
+
+def _drain(reads: Dict[int, List[bytes]]) -> None:
+    """Appends what the pipes hold now; a descendant may hold them open, so
+    this never waits for their end."""
+    for fd, acc in reads.items():
+        while True:
+            try:
+                b = os.read(fd, _CHUNK)
+            except OSError:  # BlockingIOError included
+                break
+            if not b:
+                break
+            acc.append(b)
+
+
 def _stop_error(c: Any) -> BaseException:
     """A fresh instance of c's error (check() reuses one: the output set on
     it must not stick to the next), with the cause as __cause__."""
@@ -138,74 +160,66 @@ def run_process(args: Any, c: Any = None, *, grace: float = 1.0,
     _check_input(inp, any(kw.get(k) for k in _TEXT_KEYS))
     flags = _flags(kw)
     end = None if limit is None else time.monotonic() + limit
-    with subprocess.Popen(args, **kw) as p:
-        try:
-            proc = _ctx._Proc(p.pid, flags)
-        except BaseException:
-            p.kill()
-            raise
-        out: List[bytes] = []
-        err: List[bytes] = []
-        reads: Dict[int, List[bytes]] = {}
+    p = subprocess.Popen(args, **kw)
+    proc: Any = None
+    feed: Optional[_Feeder] = None
+    out: List[bytes] = []
+    err: List[bytes] = []
+    reads: Dict[int, List[bytes]] = {}
+    try:
+        proc = _ctx._Proc(p.pid, flags)
         for pipe, acc in ((p.stdout, out), (p.stderr, err)):
             if pipe is not None:
                 os.set_blocking(pipe.fileno(), False)
                 reads[pipe.fileno()] = acc
         feed = _Feeder(p, inp)
-
-        def drain() -> None:
-            # what the pipes hold now; a descendant may keep them open: no EOF wait
-            for fd, acc in list(reads.items()):
-                while True:
-                    try:
-                        b = os.read(fd, _CHUNK)
-                    except (BlockingIOError, OSError):
-                        break
-                    if not b:
-                        break
-                    acc.append(b)
-
-        def output(e: BaseException) -> BaseException:
-            drain()
-            e.stdout = _decode(p, p.stdout, out)  # type: ignore[attr-defined]
-            e.stderr = _decode(p, p.stderr, err)  # type: ignore[attr-defined]
-            return e
-
-        try:
-            exited = False
-            while reads or not exited:
-                feed.write()
-                fds = list(reads)
-                step = feed.step()
-                left = None if end is None else max(end - time.monotonic(), 0.0)
-                wait = step if left is None else (left if step is None else min(step, left))
-                r = proc.wait(c, fds, wait)
-                if r == "exited":
-                    exited = True
-                elif r == "done":
-                    proc.terminate(grace)
-                    raise output(_stop_error(c))
-                elif r is None:
-                    if end is not None and time.monotonic() >= end:
-                        proc.terminate(grace)
-                        raise output(subprocess.TimeoutExpired(args, float(limit or 0)))
+        exited = False
+        while reads or not exited:
+            feed.write()
+            fds = list(reads)
+            step = feed.step()
+            left = None if end is None else max(end - time.monotonic(), 0.0)
+            wait = step if left is None else (left if step is None else min(step, left))
+            r = proc.wait(c, fds, wait)
+            if r == "exited":
+                exited = True
+            elif r == "done":
+                raise _stop_error(c)
+            elif r is None:
+                if end is not None and time.monotonic() >= end:
+                    raise subprocess.TimeoutExpired(args, float(limit or 0))
+            else:
+                fd = fds[int(r)]
+                b = os.read(fd, _CHUNK)
+                if b:
+                    reads[fd].append(b)
                 else:
-                    fd = fds[int(r)]
-                    b = os.read(fd, _CHUNK)
-                    if b:
-                        reads[fd].append(b)
-                    else:
-                        del reads[fd]
+                    del reads[fd]
+        p.wait()
+    except BaseException as e:
+        # the child never outlives a failed run; a stop raised again (an
+        # interrupting scope's) must not cut this short
+        with _shield():
+            if proc is not None:
+                proc.terminate(grace)
+            else:
+                p.kill()
             p.wait()
-        except BaseException as e:
-            proc.terminate(grace)  # the child never outlives a failed run
-            p.wait()
-            if isinstance(e, _ctx.ContextError) and e.stdout is None and e.stderr is None:
-                output(e)  # an interrupting scope's stop
-            raise
-        finally:
-            proc.close()
-            feed.close()
+            if isinstance(e, (_ctx.ContextError, subprocess.TimeoutExpired)) and \
+                    e.stdout is None and e.stderr is None:
+                _drain(reads)  # what the pipes hold now: no wait for EOF
+                e.stdout = _decode(p, p.stdout, out)
+                e.stderr = _decode(p, p.stderr, err)
+        raise
+    finally:
+        with _shield():
+            if proc is not None:
+                proc.close()
+            if feed is not None:
+                feed.close()
+            for f in (p.stdout, p.stderr, p.stdin):
+                if f is not None:
+                    f.close()
     cp = subprocess.CompletedProcess(args, p.returncode, _decode(p, p.stdout, out),
                                      _decode(p, p.stderr, err))
     if check:
