@@ -319,6 +319,12 @@ CTX_API int ctx_queue_pending(const ctx_queue_t *q);
 CTX_API size_t ctx_queue_idle(const ctx_queue_t *q);
 /* A descriptor readable while tasks wait (for ctx_wait_any), or CTX_E*. */
 CTX_API int ctx_queue_fd(ctx_queue_t *q);
+/* Calls fn(arg) each time a task arrives in the empty queue, on the thread
+** that queued it (the timer thread included), with no lock held: for a
+** consumer that polls no descriptor (a busy interpreter), fn must only wake
+** it (a flag, a signal) and return. fn NULL stops the calls; once this
+** returns, no call of the previous fn is running or will start. */
+CTX_API void ctx_queue_set_notify(ctx_queue_t *q, void (*fn)(void *arg), void *arg);
 /* Closes the queue: queued and later tasks are discarded, the after_funcs
 ** still registered with it are stopped, blocked consumers get CTX_ECLOSED,
 ** and the caller's reference is dropped. */

@@ -13,6 +13,9 @@ struct ctx_queue {
   int r, w;                  /* event: signaled while tasks wait */
   _Atomic uint32_t refs;     /* the owner's, and one per registration */
   ctx_after_t *regs;         /* pending registrations that will submit here */
+  void (*notify)(void *);    /* called when a task arrives in the empty queue */
+  void *notify_arg;
+  _Atomic int notifying;     /* calls of notify under way */
   struct ctx_queue *gnext, *gprev;  /* every queue, for fork */
 };
 
@@ -43,6 +46,9 @@ int ctx_queue_new(ctx_queue_t **out) {
   q->closed = 0;
   atomic_init(&q->refs, 1);
   q->regs = NULL;
+  q->notify = NULL;
+  q->notify_arg = NULL;
+  atomic_init(&q->notifying, 0);
   pthread_mutex_lock(&G.mu);
   q->gprev = NULL;
   q->gnext = G.head;
@@ -102,13 +108,33 @@ static int push(ctx_queue_t *q, ctx_task_t *t) {
     return 0;
   }
   if (q->tail) q->tail->next = t; else q->head = t;
+  void (*fn)(void *) = NULL;
+  void *arg = NULL;
   if (!q->tail) {
     atomic_store_explicit(&q->pending, 1, memory_order_relaxed);
     ctx__event_signal(q->w);   /* under the lock: pop drains it under the lock */
+    if ((fn = q->notify) != NULL) {
+      arg = q->notify_arg;
+      atomic_fetch_add_explicit(&q->notifying, 1, memory_order_acquire);
+    }
   }
   q->tail = t;
   pthread_mutex_unlock(&q->mu);
+  if (fn) {   /* binding code: never under our lock */
+    fn(arg);
+    atomic_fetch_sub_explicit(&q->notifying, 1, memory_order_release);
+  }
   return 1;
+}
+
+void ctx_queue_set_notify(ctx_queue_t *q, void (*fn)(void *arg), void *arg) {
+  if (!q) return;
+  pthread_mutex_lock(&q->mu);
+  q->notify = fn;
+  q->notify_arg = arg;
+  pthread_mutex_unlock(&q->mu);
+  /* calls that read the old one finish soon: they only wake someone */
+  while (atomic_load_explicit(&q->notifying, memory_order_acquire)) ctx__cpu_relax();
 }
 
 static void queue_submit(ctx_executor_t *ex, ctx_after_t *a) {

@@ -61,49 +61,39 @@ static void remove_at(uint32_t i) {
 
 /* ---- the thread ---- */
 
-#define BATCH 64
-
+/* One expired node at a time, left in the heap until its walk takes it out
+** (end_node removes it, inside the fork gate): a fork in between finds it
+** there, and the child's timer fires it. And one walk at a time: a thread
+** never has two walks waiting for others, so walks cannot wait in a circle. */
 static void *timer_main(void *arg) {
   (void)arg;
   ctx__thread_set_slack();
+  pthread_mutex_lock(&T.mu);
   for (;;) {
-    ctx_t *batch[BATCH];
-    ctx__walk_t walks[BATCH];
-    int nb = 0;
     if (atomic_load_explicit(&ctx__timer_stall, memory_order_relaxed)) {
-      nanosleep(&(struct timespec){ 0, 1000000 }, NULL);   /* tests: a late timer */
-      continue;
-    }
-    /* taking expired nodes out of the heap and ending them is one gate
-    ** section: a fork in between would lose them in the child */
-    ctx__gate_enter();
-    pthread_mutex_lock(&T.mu);
-    T.sleep_until = 0;
-    int64_t now = ctx_now();
-    while (T.n && T.heap[0]->deadline <= now && nb < BATCH) {
-      ctx_t *c = T.heap[0];
-      /* ref before removal: a destructor that sees the slot cleared frees c
-      ** without taking our lock, so we must be done with c by then */
-      if (ctx__try_ref(c)) batch[nb++] = c;  /* else its destructor waits */
-      remove_at(0);
-    }
-    if (nb) {
       pthread_mutex_unlock(&T.mu);
-      for (int i = 0; i < nb; i++)
-        ctx__walk_begin(&walks[i], batch[i], CTX_ERR_DEADLINE, NULL, 1);
-      ctx__gate_exit();
-      /* in order: a later walk may wait for an earlier one's subtree; the
-      ** callbacks go to executors, never run here */
-      for (int i = 0; i < nb; i++) {
-        ctx__walk_finish(&walks[i]);
-        ctx_unref(batch[i]);
-      }
+      nanosleep(&(struct timespec){ 0, 1000000 }, NULL);   /* tests: a late timer */
+      pthread_mutex_lock(&T.mu);
       continue;
     }
-    ctx__gate_exit();
+    T.sleep_until = 0;
+    if (T.n && T.heap[0]->deadline <= ctx_now()) {
+      ctx_t *c = T.heap[0];
+      /* a destructor that sees the slot cleared frees c without our lock: a
+      ** dying node is only taken out, and ours is done with c first */
+      if (!ctx__try_ref(c)) {
+        remove_at(0);
+        continue;
+      }
+      pthread_mutex_unlock(&T.mu);
+      /* callbacks never run here: the walk only hands them to executors */
+      ctx__cancel(c, CTX_ERR_DEADLINE, NULL, 1);
+      ctx_unref(c);
+      pthread_mutex_lock(&T.mu);
+      continue;
+    }
     T.sleep_until = T.n ? T.heap[0]->deadline : CTX_FOREVER;
     ctx__cond_wait_until(&T.cv, &T.mu, T.sleep_until);
-    pthread_mutex_unlock(&T.mu);
   }
   return NULL;
 }

@@ -125,3 +125,38 @@ TEST(inline_callback_cancels_its_own_context) {
   ctx_settle(two[1]);
   ctx_unref(two[1]); ctx_unref(two[0]);
 }
+
+typedef struct { ctx_t *root; int64_t at; } at_t;
+static void *cancel_at(void *arg) {
+  at_t *a = arg;
+  while (ctx_now() < a->at) {}
+  ctx_cancel(a->root);
+  return NULL;
+}
+
+/* A root canceled while the deadlines of nodes below it fire: the timer's
+** walks and the canceler's each wait for parts of the other's, never in a
+** circle (the timer ends one node at a time). */
+TEST(cancel_while_descendant_deadlines_fire) {
+  enum { KIDS = 60, GRAND = 4 };
+  ctx_t *kids[KIDS], *grand[KIDS * GRAND];
+  for (int round = 0; round < 40; round++) {
+    at_t a;
+    ASSERT_EQ(ctx_with_cancel(ctx_background(), &a.root), CTX_OK);
+    int64_t due = ctx_now() + 3 * MS;
+    for (int i = 0; i < KIDS; i++) {
+      ASSERT_EQ(ctx_with_deadline(a.root, due + (i % 7) * 20000, &kids[i]), CTX_OK);
+      for (int j = 0; j < GRAND; j++)
+        ASSERT_EQ(ctx_with_deadline(kids[i], due + (j % 3) * 15000, &grand[i * GRAND + j]), CTX_OK);
+    }
+    a.at = due + (round % 8) * 15000;
+    pthread_t t;
+    pthread_create(&t, NULL, cancel_at, &a);
+    pthread_join(t, NULL);
+    ctx_settle(a.root);
+    for (int i = 0; i < KIDS * GRAND; i++) ASSERT(ctx_done(grand[i]));
+    for (int i = 0; i < KIDS * GRAND; i++) ctx_unref(grand[i]);
+    for (int i = 0; i < KIDS; i++) ctx_unref(kids[i]);
+    ctx_unref(a.root);
+  }
+}

@@ -247,3 +247,40 @@ TEST(thread_start_failure_is_an_error) {
   ASSERT_EQ(waitpid(pid, &st, 0), pid);
   ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
+
+/* A consumer that polls nothing learns of a task arriving in the empty queue
+** through a notification, called with no lock held; once replaced, the old
+** one is never called again. */
+static atomic_int notified;
+static void on_notify(void *arg) {
+  ctx_queue_t *q = arg;
+  CHECK(ctx_queue_pending(q));   /* the task is there already */
+  atomic_fetch_add(&notified, 1);
+}
+
+TEST(queue_notify_on_arrival) {
+  ctx_queue_t *q;
+  ASSERT_EQ(ctx_queue_new(&q), CTX_OK);
+  ctx_queue_set_notify(q, on_notify, q);
+  atomic_store(&notified, 0);
+  ctx_t *c;
+  ASSERT_EQ(ctx_with_timeout(ctx_background(), 10 * MS, &c), CTX_OK);
+  for (int i = 0; i < 3; i++)
+    ASSERT_EQ(ctx_after_func(c, test_nop, NULL, NULL, ctx_queue_executor(q), NULL), CTX_OK);
+  ASSERT(WAIT_FOR(atomic_load(&notified) == 1, 5000));   /* once: empty to not */
+  ctx_task_t *t;
+  while (ctx_queue_pop(q, 0, &t) == CTX_OK) ctx_task_run(t);
+  atomic_int ran = 0, discarded = 0;
+  my_task_t m = { { NULL, my_task_run }, &ran, &discarded };
+  ctx_queue_post(q, &m.t);
+  ASSERT_EQ(atomic_load(&notified), 2);   /* on the posting thread, at once */
+  ASSERT_EQ(ctx_queue_pop(q, 0, &t), CTX_OK);
+  ctx_task_run(t);
+  ctx_queue_set_notify(q, NULL, NULL);
+  ctx_queue_post(q, &m.t);
+  ASSERT_EQ(atomic_load(&notified), 2);
+  ctx_queue_close(q);   /* discards the last one */
+  ASSERT_EQ(atomic_load(&discarded), 1);
+  ctx_queue_set_notify(NULL, NULL, NULL);
+  ctx_unref(c);
+}
