@@ -1,13 +1,15 @@
-/* host.c — a small C host: 4 lua_States on 4 threads, each hammering its own
-** context trees while deadlines fire; built with -fsanitize=thread by make. */
+/* host.c — a small C host: 4 lua_States on 4 threads, each running the script
+** given; with LCTX_HOST_BLOCK=1 the threads block every signal, as some hosts'
+** worker threads do. Built plain and with -fsanitize=thread by make. */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include "lua.h"
 #include "lauxlib.h"
 #include "lualib.h"
 
-int luaopen_ctx(lua_State *L);
+int luaopen_ctx_core(lua_State *L);
 
 #define NSTATES 4
 
@@ -17,9 +19,15 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void *run(void *arg) {
   int id = (int)(size_t)arg;
+  const char *block = getenv("LCTX_HOST_BLOCK");
+  if (block && *block == '1') {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+  }
   lua_State *L = luaL_newstate();
   luaL_openlibs(L);
-  luaL_requiref(L, "ctx", luaopen_ctx, 0);
+  luaL_requiref(L, "ctx.core", luaopen_ctx_core, 0);  /* lua/ctx.lua requires it */
   lua_pop(L, 1);
   int rc = luaL_loadfile(L, script);
   if (rc == LUA_OK) {
