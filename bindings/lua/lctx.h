@@ -82,7 +82,6 @@ typedef struct lctx_af {
   ctx_t *c;            /* while registered and not yet handed on (S->mu) */
   lua_State *L;        /* the coroutine the hub runs it in; NULL: state is gone */
   lua_State *from;     /* the thread that resumes it */
-  int status;          /* how it ended (lua_resume's status) */
   struct lctx_af *qnext;
   struct lctx_af *next, *prev;  /* S->afs, until freed */
   _Atomic int owners;
@@ -99,7 +98,7 @@ typedef struct lctx_ctxs {
 
 /* How a stop reaches the state's threads while runs are active:
 ** NONE     no hook at all (the signal arms them when a context ends)
-** COUNT    a count hook on the runs' threads (no usable signal: the fallback)
+** COUNT    a count hook on every thread (no usable signal: the fallback)
 ** ARMED    the signal handler gave every thread a count hook of 1
 ** STOPPING call, return and count hooks on every thread: a stop is on its way */
 enum { LCTX_M_NONE, LCTX_M_COUNT, LCTX_M_ARMED, LCTX_M_STOPPING };
@@ -173,6 +172,7 @@ struct lctx_hub {
   /* the state's own thread only: */
   int incallback;          /* callbacks running: nested calls leave theirs to the drain */
   int cbref;               /* registry: an idle coroutine for the next callback */
+  int cbstatus;            /* how the last callback ended (lua_resume's status) */
   lctx_runs R;
 };
 
@@ -269,6 +269,8 @@ lctx_runrec *lctx_run_stopped(lctx_hub *S);
 ** holds back the stop of a run out of its reach (CTX_FOREVER: none). */
 int64_t lctx_checkpoint(lua_State *L, lctx_hub *S);
 int64_t lctx_run_hold(lctx_hub *S);  /* the same, without raising */
+/* Callbacks have held a run's stop back for their bound: no more start. */
+int lctx_run_held_over(lctx_hub *S);
 /* Adds to w the contexts whose end a blocking call must wake for: the runs
 ** in reach, and those a running callback holds back. 0, or -1 out of memory. */
 int lctx_run_watch(lctx_hub *S, lctx_ctxs *w);

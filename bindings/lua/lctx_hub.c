@@ -207,7 +207,7 @@ void lctx_af_fn(void *arg) {
   int status = lua_resume(co, L, 0, &nres);
   S->incallback--;
   int stopped = lctx_level_pop(S, depth);
-  af->status = status;
+  S->cbstatus = status;
   if (status == LUA_OK) {
     lua_settop(co, 0);
     return;
@@ -229,7 +229,9 @@ void lctx_af_fn(void *arg) {
 static void drain(lua_State *L, lctx_hub *S, int nested) {
   luaL_checkstack(L, 8, "ctx");
   for (;;) {
-    int run_cb = (nested || !S->incallback) && !lctx_run_stopped(S);
+    /* a run whose stop callbacks have held back for their bound: the
+    ** others wait until it has returned */
+    int run_cb = (nested || !S->incallback) && !(lctx_run_stopped(S) && lctx_run_held_over(S));
     pthread_mutex_lock(&S->mu);
     lctx_rel *dead = S->dead;
     lctx_af *af = run_cb ? S->ready : NULL;
@@ -257,10 +259,13 @@ static void drain(lua_State *L, lctx_hub *S, int nested) {
     if (co && lctx_slot_pin(S, co)) lctx_slot_sync(S, co);
     af->L = co;
     af->from = L;
-    af->status = LUA_OK;
+    S->cbstatus = -1;
     ctx_after_run(af->run);  /* calls lctx_af_fn, then releases af */
+    int af_status = S->cbstatus;
     if (co) lctx_slot_unpin(S, co);
-    if (co && S->cbref == LUA_NOREF && lua_status(co) == LUA_OK) {
+    /* kept for the next one if it returned (one stopped from a hook is left
+    ** with that thread's hooks off) */
+    if (co && S->cbref == LUA_NOREF && af_status == LUA_OK) {
       lua_pushvalue(L, -1);
       S->cbref = luaL_ref(L, LUA_REGISTRYINDEX);  /* kept for the next one */
     }

@@ -15,7 +15,7 @@ const char lctx_hub_key, lctx_canceled_key, lctx_deadline_key;
 **   count hook of 1 to every thread of the state (lua_sethook is safe there,
 **   as lua.c's Ctrl-C handler relies on): whichever runs stops at its next
 **   instruction;
-** - without a usable signal, a count hook on the runs' threads (inherited by
+** - without a usable signal, a count hook on every known thread (inherited by
 **   the coroutines they create) checks every 1000 instructions;
 ** - once a stop is raised, call, return and count hooks on every thread see
 **   it through: the first return after the stop was thrown is whatever
@@ -116,7 +116,6 @@ int lctx_level_pop(lctx_hub *S, size_t depth) {
   lctx_runs *R = runs_of(S);
   int lifted = R->nlv > depth && R->lv[depth].lifted;
   R->nlv = depth;
-  R->stop_seen = 0;
   if (R->runs) update_mode(S);
   return lifted;
 }
@@ -147,31 +146,24 @@ static int handler_passthrough(lua_State *L) {
   return 1;
 }
 
-/* The stop will be caught by the innermost protected call on this thread: if
-** that is an xpcall, its message handler is wrapped (xpcall reads it from its
-** own stack slot 2 when the error is thrown). */
-static void wrap_message_handler(lua_State *L, lctx_runs *R, int from) {
+/* An xpcall between here and what catches the stop would call its message
+** handler with it (from a hook, with hooks off: a handler that loops could
+** never be stopped): every xpcall on this thread gets its handler wrapped
+** (xpcall reads it from its own stack slot 2 when an error is thrown). */
+static void wrap_message_handlers(lua_State *L, lctx_runs *R, int from) {
   lua_Debug ar;
   if (!R->xpcall || !lua_checkstack(L, 4)) return;
   for (int level = from; lua_getstack(L, level, &ar); level++) {
-    if (!lua_getinfo(L, "nf", &ar)) return;
+    if (!lua_getinfo(L, "f", &ar)) return;
     lua_CFunction f = lua_iscfunction(L, -1) ? lua_tocfunction(L, -1) : NULL;
-    int iscf = lua_iscfunction(L, -1);
     lua_pop(L, 1);
-    if (f == R->xpcall) {
-      const char *name = lua_getlocal(L, &ar, 2);
-      if (!name) return;
-      if (lua_tocfunction(L, -1) == handler_passthrough) {
-        lua_pop(L, 1);
-        return;
-      }
-      lua_pushcclosure(L, handler_passthrough, 1);
-      if (!lua_setlocal(L, &ar, 2)) lua_pop(L, 1);
-      return;
+    if (f != R->xpcall || !lua_getlocal(L, &ar, 2)) continue;
+    if (lua_tocfunction(L, -1) == handler_passthrough) {
+      lua_pop(L, 1);
+      continue;
     }
-    /* any other C function may catch (pcall, ctx.run) or be the boundary of
-    ** a callback; so is a function called from a hook */
-    if (iscf || (ar.namewhat && strcmp(ar.namewhat, "hook") == 0)) return;
+    lua_pushcclosure(L, handler_passthrough, 1);
+    if (!lua_setlocal(L, &ar, 2)) lua_pop(L, 1);
   }
 }
 
@@ -182,7 +174,7 @@ static int raise_stop(lua_State *L, lctx_hub *S, lctx_runrec *r, int from) {
   r->raised = 1;
   top(R)->unwinding = 1;
   if (R->mode != LCTX_M_STOPPING) lctx_set_mode(S, LCTX_M_STOPPING);
-  wrap_message_handler(L, R, from);
+  wrap_message_handlers(L, R, from);
   lua_rawgetp(L, LUA_REGISTRYINDEX,
               ctx_err(r->c) == CTX_ERR_DEADLINE ? &lctx_deadline_key : &lctx_canceled_key);
   return lua_error(L);
@@ -199,6 +191,11 @@ static int in_finalizer(lua_State *L) {
       return 1;
   }
   return 0;
+}
+
+int lctx_run_held_over(lctx_hub *S) {
+  lctx_runs *R = runs_of(S);
+  return R->stop_seen && ctx_now() >= R->stop_seen + (int64_t)(LCTX_CALLBACK_BOUND * 1e9);
 }
 
 int64_t lctx_run_hold(lctx_hub *S) {
@@ -322,14 +319,12 @@ void lctx_run_hook(lua_State *L, lua_Debug *ar) {
     /* a return: what caught the stop; code running: caught unseen */
     t->unwinding = 0;
   }
+  /* callbacks first (they may end a run's context; those delivered while a
+  ** stop waits are bounded), then the stop */
+  if (atomic_load_explicit(&S->pending, memory_order_relaxed)) lctx_drain(L, S);
   int from = ar->event == LUA_HOOKCOUNT || ar->event == LUA_HOOKLINE ? 0 : 1;
   lctx_runrec *r = lctx_run_stopped(S);
-  if (r) raise_stop(L, S, r, from);
-  if (atomic_load_explicit(&S->pending, memory_order_relaxed)) {
-    lctx_drain(L, S);
-    if ((r = lctx_run_stopped(S)) != NULL) raise_stop(L, S, r, from);
-  }
-  if (hold_until(R) == 0 && (r = lctx_run_stopped(S)) != NULL) raise_stop(L, S, r, from);
+  if (r || (hold_until(R) == 0 && (r = lctx_run_stopped(S)) != NULL)) raise_stop(L, S, r, from);
   update_mode(S);
 }
 
@@ -426,6 +421,7 @@ int lctx_run(lua_State *L) {
   /* levels opened inside (handlers whose end went unseen) end with it */
   R->nlv = depth;
   top(R)->unwinding = unwinding;
+  R->stop_seen = 0;  /* a stop callbacks held back is over */
   if (outermost) {
     set_poke(S, 0);
     lctx_tl_leave(S);

@@ -239,7 +239,7 @@ int lctx_tracking(lua_State *L, lctx_hub *S) {
 static void set_slot(lctx_hub *S, lctx_slot *s, int mode) {
   lctx_runs *R = &S->R;
   lua_State *L = s->L;
-  if (mode == LCTX_M_NONE || (mode == LCTX_M_COUNT && !s->nruns)) {
+  if (mode == LCTX_M_NONE) {
     if (s->ours) {
       s->ours = 0;
       lua_sethook(L, s->hook, s->mask, s->count);
@@ -283,8 +283,8 @@ static void arm_all(lctx_hub *S) {
 void lctx_set_mode(lctx_hub *S, int mode) {
   lctx_runs *R = &S->R;
   cs_enter(R);
-  if (mode == LCTX_M_COUNT && (R->mode == LCTX_M_NONE || R->mode == LCTX_M_COUNT)) {
-    /* from no hooks: only the runs' threads change */
+  if (mode == LCTX_M_COUNT && R->mode == LCTX_M_COUNT) {
+    /* a nested run: only its thread may be new (one not tracked) */
     for (lctx_runrec *r = R->runs; r; r = r->outer) {
       lctx_slot *s = lctx_slot_find(S, r->L);
       if (s) set_slot(S, s, mode);
