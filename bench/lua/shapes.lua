@@ -76,6 +76,38 @@ function S.measure(ctx, c, f, n, reps)
   return median(plain), median(under), median(ratio)
 end
 
+-- allocation-heavy workloads for `shapes.lua alloc plain|ctx`: ms of each
+S.alloc = {
+  { "coroutine-create", function(n)
+      local s = 0
+      for i = 1, n do
+        local co = coroutine.wrap(function(x) return x + 1 end)
+        s = s + co(i)
+      end
+      return s
+    end, 100000 },
+  { "tables-and-closures", function(n)
+      local s = 0
+      for i = 1, n do
+        local t = { i, i + 1, f = function() return i end }
+        s = s + t[1] + t.f()
+      end
+      return s
+    end, 300000 },
+}
+
+if arg and arg[0] and arg[0]:match("shapes%.lua$") and arg[1] == "alloc" then
+  if arg[2] == "ctx" then require "ctx" end
+  for _, w in ipairs(S.alloc) do
+    assert(pcall(w[2], w[3] // 10))
+    collectgarbage()
+    local t0 = os.clock()
+    assert(pcall(w[2], w[3]))
+    print(w[1] .. " " .. (os.clock() - t0) * 1e3)
+  end
+  return S
+end
+
 -- run as a script: prints the table (lua5.4 bench/lua/shapes.lua [n] [reps])
 if arg and arg[0] and arg[0]:match("shapes%.lua$") then
   local ctx = require "ctx"

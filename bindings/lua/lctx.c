@@ -396,7 +396,7 @@ static int l_children(lua_State *L) {
 static int l_mode(lua_State *L) {
   lctx_hub *S = lctx_enter(L);
   int sig = lctx_signal();
-  int fast = S->R.runs ? S->R.fast : sig && lctx_signal_here(sig) && lctx_tracking(L, S);
+  int fast = S->R.runs ? S->R.fast : sig && S->R.alloc && lctx_signal_here(sig);
   lua_pushstring(L, fast ? "signal" : "count");
 #ifdef SIGRTMIN
   if (sig >= SIGRTMIN) lua_pushfstring(L, "SIGRTMIN+%d", sig - SIGRTMIN);

@@ -23,8 +23,10 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define LCTX_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define LCTX_NOINLINE __attribute__((noinline))
 #else
 #define LCTX_UNLIKELY(x) (x)
+#define LCTX_NOINLINE
 #endif
 
 /* Upvalues shared by every module function and method (one set per state):
@@ -151,6 +153,7 @@ typedef struct lctx_runs {
   ** slots or the hooks (cs > 0); the change then does it on leaving */
   volatile sig_atomic_t cs, deferred;
   struct lctx_alloc *alloc;   /* the allocator wrapper that tracks threads */
+  int tracking;               /* it is in place (while runs are active) */
   /* the C functions that catch an error and carry on (the real ones, from a
   ** state of our own: a `pcall` replaced in Lua does not hide them) */
   lua_CFunction pcall, xpcall;
@@ -283,13 +286,14 @@ int lctx_level_pop(lctx_hub *S, size_t depth);  /* 1: it was stopped past its bo
 int lctx_is_stop(lua_State *L, int idx);         /* ctx.canceled or ctx.deadline_exceeded */
 
 /* lctx_threads.c: the state's threads, and the signal that reaches them */
-int lctx_threads_init(lua_State *L, lctx_hub *S);  /* 1: threads are tracked */
+int lctx_threads_init(lua_State *L, lctx_hub *S);  /* 1: threads can be tracked */
 void lctx_threads_close(lua_State *L, lctx_hub *S);
+int lctx_track_begin(lua_State *L, lctx_hub *S);    /* the outermost run begins */
+void lctx_track_end(lua_State *L, lctx_hub *S);     /* ... and ends */
 lctx_slot *lctx_slot_find(lctx_hub *S, lua_State *L);
 lctx_slot *lctx_slot_pin(lctx_hub *S, lua_State *L);  /* NULL: out of memory */
 void lctx_slot_unpin(lctx_hub *S, lua_State *L);
 void lctx_slot_sync(lctx_hub *S, lua_State *L);      /* gives L the hooks of now */
-int lctx_tracking(lua_State *L, lctx_hub *S);       /* the allocator is still ours */
 /* Sets the hooks of `mode` (on every known thread, or for COUNT on the runs'
 ** threads), keeping the hooks of other tools to be chained and restored. */
 void lctx_set_mode(lctx_hub *S, int mode);

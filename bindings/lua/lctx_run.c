@@ -379,7 +379,8 @@ int lctx_run(lua_State *L) {
   atomic_init(&r.fired, 0);
   if (outermost) {
     int sig = lctx_signal();
-    R->fast = sig && lctx_signal_here(sig) && lctx_tracking(L, S);
+    int tracked = lctx_track_begin(L, S);
+    R->fast = sig && tracked && lctx_signal_here(sig);
     lua_Hook h = lua_gethook(L);
     lctx_slot *s = lctx_slot_find(S, L);
     if (s && s->ours) h = s->hook;
@@ -394,9 +395,10 @@ int lctx_run(lua_State *L) {
     R->stop_seen = 0;
   }
   r.sig = R->fast ? lctx_signal() : 0;
-  if (!lctx_slot_pin(S, L)) return luaL_error(L, "ctx: %s", ctx_strerror(CTX_ENOMEM));
-  if (r.sig && ctx_after_func(u->c, arm_fn, &r, NULL, &inline_executor, &r.watch) != CTX_OK) {
+  if (!lctx_slot_pin(S, L) ||
+      (r.sig && ctx_after_func(u->c, arm_fn, &r, NULL, &inline_executor, &r.watch) != CTX_OK)) {
     lctx_slot_unpin(S, L);
+    if (outermost) lctx_track_end(L, S);
     return luaL_error(L, "ctx: %s", ctx_strerror(CTX_ENOMEM));
   }
   size_t depth = R->nlv;
@@ -428,6 +430,7 @@ int lctx_run(lua_State *L) {
   }
   update_mode(S);
   lctx_slot_unpin(S, L);
+  if (outermost) lctx_track_end(L, S);
   if (atomic_load_explicit(&S->pending, memory_order_relaxed)) lctx_drain(L, S);
   /* the verdict is c's error if c ended before fn returned, however fn
   ** returned: `return os.execute(...)` and a call with code after it agree */

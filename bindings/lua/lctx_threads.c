@@ -1,6 +1,6 @@
-/* lctx_threads.c — how a stop reaches every thread (coroutine) of a state: the
-** threads are seen created and freed through the state's allocator, and a
-** signal arms hooks on all of them when a run's context ends. */
+/* lctx_threads.c — how a stop reaches every thread (coroutine) of a run: while
+** runs are active, threads are seen created and freed through the state's
+** allocator, and a signal arms hooks on all of them when a context ends. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +11,14 @@
 ** the running coroutine among all of them. Lua has no list of threads, but
 ** its allocator is told when one is made (ptr NULL, osize LUA_TTHREAD, as the
 ** manual says) and freed; a thread's block starts with its extra space
-** (lua_getextraspace), which require checks on a thread of its own. */
+** (lua_getextraspace), which require checks on a thread of its own. The
+** wrapper costs about 1.5 ns per allocation even when it only passes the
+** call on, so it is in place only while runs are active: coroutines made
+** before the outermost run began are not known to it. */
 typedef struct lctx_alloc {
   lua_Alloc f;             /* the state's own allocator */
   void *ud;
+  int std;                 /* f is lauxlib's: call realloc and free ourselves */
   lctx_hub *S;             /* NULL once detached: a plain pass-through */
   size_t tsize;            /* the size of a thread's block (0 until learned) */
   void *pending;           /* a thread block just made: published at the next call */
@@ -195,7 +199,7 @@ static void publish(lctx_alloc *A) {
   lua_State *T = (lua_State *)((char *)A->pending + LUA_EXTRASPACE);
   A->pending = NULL;
   cs_enter(&S->R);
-  if (!lctx_slot_find(S, T)) slot_add(S, T, 1);  /* out of memory: not reachable */
+  slot_add(S, T, 1);  /* new (a freed thread left at once); out of memory: not reachable */
   cs_leave(S);
 }
 
@@ -209,8 +213,7 @@ static void forget(lctx_alloc *A, void *block) {
   cs_leave(S);
 }
 
-static void *track_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  lctx_alloc *A = ud;
+LCTX_NOINLINE static void *track_slow(lctx_alloc *A, void *ptr, size_t osize, size_t nsize) {
   if (A->S) {
     /* the thread made by the previous call is initialized by now (Lua
     ** allocates its stack right after filling in the new lua_State) */
@@ -228,11 +231,33 @@ static void *track_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   return p;
 }
 
-int lctx_tracking(lua_State *L, lctx_hub *S) {
-  void *ud;
-  lctx_alloc *A = S->R.alloc;
-  return A && A->S && lua_getallocf(L, &ud) == track_alloc && ud == A;
+/* Every allocation of the state comes here: anything but a thread's birth or
+** a block of a thread's size being freed goes straight on (a tail call). */
+static void *track_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  lctx_alloc *A = ud;
+  if (LCTX_UNLIKELY(A->pending) ||
+      LCTX_UNLIKELY(ptr ? nsize == 0 && osize == A->tsize : osize == LUA_TTHREAD))
+    return track_slow(A, ptr, osize, nsize);
+  if (A->std) {  /* what lauxlib's allocator does, one call less */
+    if (nsize == 0) {
+      free(ptr);
+      return NULL;
+    }
+    return realloc(ptr, nsize);
+  }
+  return A->f(A->ud, ptr, osize, nsize);
 }
+
+static lua_Alloc std_alloc;  /* lauxlib's, from a state of our own */
+static pthread_once_t std_once = PTHREAD_ONCE_INIT;
+
+static void find_std_alloc(void) {
+  lua_State *P = luaL_newstate();
+  if (!P) return;
+  std_alloc = lua_getallocf(P, NULL);
+  lua_close(P);
+}
+
 
 /* ---- hooks ---- */
 
@@ -382,52 +407,90 @@ void lctx_tl_leave(lctx_hub *S) {
 
 /* ---- setup ---- */
 
+/* The feature test, once per state: a thread made under the wrapper must be
+** seen, at its address. */
 int lctx_threads_init(lua_State *L, lctx_hub *S) {
-  lctx_runs *R = &S->R;
-  void *ud;
-  lua_Alloc f = lua_getallocf(L, &ud);
   lctx_alloc *A = calloc(1, sizeof *A);
   if (!A) return 0;
-  A->f = f;
-  A->ud = ud;
+  A->f = lua_getallocf(L, &A->ud);
   A->S = S;
-  R->alloc = A;
   lua_setallocf(L, track_alloc, A);
-  /* the feature test: a thread of our own must be seen, at its address */
   A->probing = 1;
   lua_State *T = lua_newthread(L);
   A->probing = 0;
-  if (!A->probe || (char *)A->probe + LUA_EXTRASPACE != (char *)T) {
-    A->tsize = 0;
-    A->pending = NULL;
-    A->S = NULL;  /* not as expected: a pass-through, and runs in count mode */
-  }
+  lua_setallocf(L, A->f, A->ud);
+  int ok = A->probe && (char *)A->probe + LUA_EXTRASPACE == (char *)T;
   lua_pop(L, 1);
-  if (A->S) {  /* the threads that exist already and that we know of */
-    cs_enter(R);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-    lua_State *M = lua_tothread(L, -1);
-    lua_pop(L, 1);
-    if (M && !lctx_slot_find(S, M)) slot_add(S, M, 1);
-    if (!lctx_slot_find(S, L)) slot_add(S, L, 1);
-    cs_leave(S);
+  A->pending = NULL;
+  A->S = NULL;
+  if (!ok) {
+    free(A);
+    return 0;  /* not as Lua 5.4 does it: runs use the count hook */
   }
-  return A->S != NULL;
+  S->R.alloc = A;
+  return 1;
+}
+
+/* The outermost run begins: 1 if the threads it makes will be known. */
+int lctx_track_begin(lua_State *L, lctx_hub *S) {
+  lctx_alloc *A = S->R.alloc;
+  if (!A) return 0;
+  A->f = lua_getallocf(L, &A->ud);
+  if (A->f == track_alloc) return 0;  /* another state's wrapper, or ours stuck */
+  pthread_once(&std_once, find_std_alloc);
+  A->std = A->f == std_alloc;
+  A->S = S;
+  A->pending = NULL;
+  lua_setallocf(L, track_alloc, A);
+  S->R.tracking = 1;
+  return 1;
+}
+
+/* The outermost run ended (its hooks are restored): the wrapper goes, and
+** with it what it knew (no free would be seen any more). */
+void lctx_track_end(lua_State *L, lctx_hub *S) {
+  lctx_runs *R = &S->R;
+  lctx_alloc *A = R->alloc;
+  if (!R->tracking) return;
+  R->tracking = 0;
+  void *ud;
+  if (lua_getallocf(L, &ud) == track_alloc && ud == A) {
+    lua_setallocf(L, A->f, A->ud);
+  } else {
+    /* someone wrapped ours meanwhile: it stays in their chain, inert */
+    lctx_alloc *B = calloc(1, sizeof *B);
+    if (B) {
+      B->tsize = A->tsize;
+      R->alloc = B;
+    } else {
+      R->alloc = NULL;
+    }
+  }
+  A->S = NULL;
+  A->pending = NULL;
+  cs_enter(R);
+  for (size_t i = 0; i < R->nslots; i++) {
+    lctx_slot *s = &R->slots[i];
+    if (s->L && s->tracked && !s->nruns) slot_remove(S, s);
+  }
+  if (!R->hcount) {  /* start afresh: big tables from a busy run go */
+    R->nslots = R->nfree = 0;
+    if (R->hcap > 1024) {
+      free(R->hkeys);
+      free(R->hvals);
+      R->hkeys = NULL;
+      R->hvals = NULL;
+      R->hcap = 0;
+    }
+  }
+  cs_leave(S);
 }
 
 void lctx_threads_close(lua_State *L, lctx_hub *S) {
   lctx_runs *R = &S->R;
-  lctx_alloc *A = R->alloc;
-  if (A) {
-    void *ud;
-    if (lua_getallocf(L, &ud) == track_alloc && ud == A) {
-      lua_setallocf(L, A->f, A->ud);
-      free(A);
-    } else {
-      A->S = NULL;  /* someone wrapped ours: stay in their chain, inert */
-    }
-    R->alloc = NULL;
-  }
+  (void)L;
+  if (R->alloc && !R->tracking) free(R->alloc);  /* else inert in someone's chain */
+  R->alloc = NULL;
   cs_enter(R);
   free(R->slots);
   free(R->freeslots);
