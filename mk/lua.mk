@@ -86,9 +86,12 @@ test-lua-hosts: $(LUA_BUILT)
 	$(call LUA_ENV,) LCTX_HOST_BLOCK=1 timeout 120 $(B)/lua/host tests/lua/host/blocked.lua
 	$(call LUA_ENV,) timeout 20 $(B)/lua/closer
 	@if command -v valgrind >/dev/null; then \
-	  echo "valgrind: tests/lua/host/leaks.lua"; \
+	  echo "valgrind: tests/lua/host/leaks.lua, tests/lua/host/stops.lua"; \
 	  $(call LUA_ENV,) timeout 300 valgrind -q --error-exitcode=9 --leak-check=full \
-	    --errors-for-leak-kinds=definite $(B)/lua/host tests/lua/host/leaks.lua; fi
+	    --errors-for-leak-kinds=definite $(B)/lua/host tests/lua/host/leaks.lua && \
+	  $(call LUA_ENV,) timeout 300 valgrind -q --error-exitcode=9 \
+	    --log-file=$(B)/lua/valgrind-stops.log $(LUA) tests/lua/host/stops.lua \
+	    || { cat $(B)/lua/valgrind-stops.log; exit 1; }; fi
 	$(call LUA_ENV,) TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" timeout 300 \
 	  $(CT_RUN_tsan) $(B)/lua/host-tsan tests/lua/host/hammer.lua
 

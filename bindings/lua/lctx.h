@@ -166,6 +166,7 @@ struct lctx_hub {
   _Atomic int pending;     /* work queued: checked on every call into ctx */
   pthread_mutex_t mu;      /* guards the fields up to `afs`; never held across core calls */
   pthread_cond_t cv;       /* wakes a c:wait / ctx.sleep of this state */
+  pthread_cond_t ncv;      /* wakes a run's resender when the run ends */
   int waiting, closed;
   int poke;                /* a ctx.run is active on thread poke_tid: signal it */
   pthread_t poke_tid;
@@ -184,11 +185,17 @@ struct lctx_runrec {
   lctx_runrec *outer;
   ctx_t *c;
   lua_State *L;            /* the thread that called ctx.run */
+  lctx_hub *S;
   int raised;              /* its stop was raised: fn did not run to its end */
   ctx_after_t *watch;      /* signals this thread when c ends (or NULL) */
   pthread_t tid;
   int sig;                 /* the signal to send, 0: none */
   _Atomic int fired;       /* the watch is done with this record */
+  /* the signal can be lost (see lctx_run.c): sent again until a hook ran */
+  _Atomic int ack;         /* a hook ran after c ended */
+  int finished;            /* the run returned (S->mu) */
+  ctx_after_t *nudge;      /* the resender, on the core's pool */
+  _Atomic int nudged;      /* the resender is done with this record */
 };
 
 extern const char lctx_hub_key;          /* registry: light userdata lctx_hub * */

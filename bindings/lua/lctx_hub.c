@@ -12,6 +12,7 @@ lctx_hub *lctx_hub_new(void) {
   pthread_condattr_init(&a);
   pthread_condattr_setclock(&a, CLOCK_MONOTONIC);  /* the deadlines' clock */
   pthread_cond_init(&S->cv, &a);
+  pthread_cond_init(&S->ncv, &a);
   pthread_condattr_destroy(&a);
   pthread_mutex_init(&S->mu, NULL);
   atomic_init(&S->refs, 1);
@@ -26,6 +27,7 @@ void lctx_hub_unref(lctx_hub *S) {
   if (atomic_fetch_sub_explicit(&S->refs, 1, memory_order_acq_rel) != 1) return;
   pthread_mutex_destroy(&S->mu);
   pthread_cond_destroy(&S->cv);
+  pthread_cond_destroy(&S->ncv);
   free(S);
 }
 

@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "lualib.h"
 #include "lctx.h"
 
@@ -298,6 +299,10 @@ void lctx_run_hook(lua_State *L, lua_Debug *ar) {
     }
     return;
   }
+  /* hooks run: the runs whose context ended need no more signals */
+  for (lctx_runrec *x = R->runs; x; x = x->outer)
+    if (!atomic_load_explicit(&x->ack, memory_order_relaxed) && ctx_done(x->c))
+      atomic_store_explicit(&x->ack, 1, memory_order_release);
   if (R->nlv > 1 && handler_event(S, L, ar)) {
     update_mode(S);
     return;
@@ -330,9 +335,38 @@ void lctx_run_hook(lua_State *L, lua_Debug *ar) {
 
 /* ---- ctx.run ---- */
 
+/* Lua's own race: a frame left with its trap flag set while no hook is
+** (after a stop or a callback) clears that flag in luaG_traceexec after
+** reading the hook mask; a signal landing in between arms hooks that never
+** fire. So the signal is sent again, from the core's pool, until a hook has
+** run (almost always at once) or the run has returned. */
+static lctx_hub *hub_of_run(lctx_runrec *r) { return r->S; }
+
+static void nudge_fn(void *arg) {
+  lctx_runrec *r = arg;
+  lctx_hub *S = hub_of_run(r);
+  int64_t delay = 1000000;
+  pthread_mutex_lock(&S->mu);
+  while (!r->finished && !atomic_load_explicit(&r->ack, memory_order_acquire)) {
+    int64_t until = ctx_now() + delay;
+    struct timespec ts = { (time_t)(until / 1000000000), (long)(until % 1000000000) };
+    pthread_cond_timedwait(&S->ncv, &S->mu, &ts);
+    if (r->finished || atomic_load_explicit(&r->ack, memory_order_acquire)) break;
+    if (ctx_now() >= until) {
+      lctx_signal_send(r->tid, r->sig);
+      if (delay < 16000000) delay *= 2;
+    }
+  }
+  pthread_mutex_unlock(&S->mu);
+  atomic_store_explicit(&r->nudged, 1, memory_order_release);  /* last touch */
+}
+
+/* The watch on a run's context: runs on the thread that ended it. */
 static void arm_fn(void *arg) {
   lctx_runrec *r = arg;
   lctx_signal_send(r->tid, r->sig);  /* the run waits for us before it returns */
+  /* c is done: the resender runs at once, on the core's own executor */
+  if (ctx_after_func(r->c, nudge_fn, r, NULL, NULL, &r->nudge) != CTX_OK) r->nudge = NULL;
   atomic_store_explicit(&r->fired, 1, memory_order_release);
 }
 
@@ -375,8 +409,11 @@ int lctx_run(lua_State *L) {
   memset(&r, 0, sizeof r);
   r.c = u->c;  /* the userdata at index 1 keeps it alive */
   r.L = L;
+  r.S = S;
   r.tid = pthread_self();
   atomic_init(&r.fired, 0);
+  atomic_init(&r.ack, 0);
+  atomic_init(&r.nudged, 0);
   if (outermost) {
     int sig = lctx_signal();
     int tracked = lctx_track_begin(L, S);
@@ -411,6 +448,11 @@ int lctx_run(lua_State *L) {
     set_poke(S, r.sig);
   }
   if (!R->fast && R->mode != LCTX_M_STOPPING) lctx_set_mode(S, LCTX_M_COUNT);
+  /* a signal that came before the run was in place found nothing to arm:
+  ** c ended, or a callback was queued, meanwhile */
+  if (R->fast && R->mode == LCTX_M_NONE &&
+      (ctx_done(u->c) || atomic_load_explicit(&S->pending, memory_order_relaxed)))
+    lctx_set_mode(S, LCTX_M_ARMED);
   int status = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 0);
   R->runs = r.outer;
   atomic_signal_fence(memory_order_seq_cst);
@@ -419,6 +461,15 @@ int lctx_run(lua_State *L) {
     if (!ctx_after_stop(r.watch))
       while (!atomic_load_explicit(&r.fired, memory_order_acquire)) sched_yield();
     ctx_after_free(r.watch);
+    if (r.nudge) {
+      pthread_mutex_lock(&S->mu);
+      r.finished = 1;
+      pthread_cond_broadcast(&S->ncv);
+      pthread_mutex_unlock(&S->mu);
+      if (!ctx_after_stop(r.nudge))
+        while (!atomic_load_explicit(&r.nudged, memory_order_acquire)) sched_yield();
+      ctx_after_free(r.nudge);
+    }
   }
   /* levels opened inside (handlers whose end went unseen) end with it */
   R->nlv = depth;

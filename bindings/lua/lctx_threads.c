@@ -214,7 +214,7 @@ static void forget(lctx_alloc *A, void *block) {
 }
 
 LCTX_NOINLINE static void *track_slow(lctx_alloc *A, void *ptr, size_t osize, size_t nsize) {
-  if (A->S) {
+  if (A->S && !A->probing) {
     /* the thread made by the previous call is initialized by now (Lua
     ** allocates its stack right after filling in the new lua_State) */
     if (A->pending) publish(A);

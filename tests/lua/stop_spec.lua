@@ -83,6 +83,22 @@ describe("ctx.run reaches every coroutine", function()
   end)
 end)
 
+describe("the stop is never lost", function()
+  it("contexts ending at any moment of a run's start or first instructions", function()
+    -- a signal landing as Lua clears a frame's leftover trap flag used to
+    -- arm hooks that never fired (the loop ran on); it is sent again now
+    child([[
+      local ctx = require "ctx"
+      local bg = ctx.background()
+      for i = 1, 20000 do
+        local ok = ctx.run(ctx.with_timeout(bg, (i % 40) * 1e-6), function() while true do end end)
+        assert(ok == false)
+      end
+      print("ok")
+    ]], "ok\n", 120)
+  end)
+end)
+
 describe("nested runs of any depth", function()
   local function nested(depth, inner)
     return string.format([[
