@@ -24,7 +24,10 @@ ext = Extension(
     define_macros=[("_GNU_SOURCE", None)],
     extra_compile_args=["-std=c11", "-Wall", "-Wextra", *werror,
                         "-Wno-missing-field-initializers", "-Wno-cast-function-type",
-                        "-pthread", "-O2"],
+                        "-pthread", "-O2",
+                        # the module exports PyInit__ctx and nothing else: the
+                        # core inside it can never bind to a host's symbols
+                        "-fvisibility=hidden"],
     extra_link_args=["-pthread"],
     libraries=["rt"],
 )

@@ -9,6 +9,7 @@ command -v busted >/dev/null || apt_pkgs+=(lua-busted)
 command -v luarocks >/dev/null || apt_pkgs+=(luarocks)
 command -v clang >/dev/null || apt_pkgs+=(clang)
 command -v valgrind >/dev/null || apt_pkgs+=(valgrind)
+command -v pkg-config >/dev/null || apt_pkgs+=(pkg-config)
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 \
   || apt_pkgs+=(libclang-rt-14-dev)
 if ((${#apt_pkgs[@]})); then

@@ -5,7 +5,7 @@ DEMO_TARGETS += demo-c demo-python demo-lua
 
 $(B)/examples/demo: examples/c/demo.c $(B)/libctx.a
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(CFLAGS) -pthread -Icore $< $(B)/libctx.a $(LDLIBS) -o $@
+	$(CC) $(TOOL_CFLAGS) $(CFLAGS) -pthread -Icore $< $(B)/libctx.a $(LDLIBS) -o $@
 
 .PHONY: demo-c demo-python demo-lua
 demo-c: $(B)/examples/demo

@@ -79,7 +79,7 @@ static int l_cancel(lua_State *L) {
   lctx_hub *S = lctx_enter(L);
   lctx_ud *u = lua_touserdata(L, lua_upvalueindex(2));
   if (u->c) ctx_cancel(u->c);
-  if (atomic_load_explicit(&S->pending, memory_order_relaxed)) lctx_drain(L, S);
+  if (ctx_queue_pending(S->q)) lctx_drain(L, S);
   return 0;
 }
 
@@ -101,7 +101,7 @@ static int l_cancel_cause(lua_State *L) {
     r->ref = ref;
     ctx_cancel_cause(u->c, r, lctx_release);  /* the core takes r in any case */
   }
-  if (atomic_load_explicit(&S->pending, memory_order_relaxed)) lctx_drain(L, S);
+  if (ctx_queue_pending(S->q)) lctx_drain(L, S);
   return 0;
 }
 
@@ -157,10 +157,7 @@ static int with_deadline(lua_State *L, int64_t deadline, int has_cause) {
 }
 
 int64_t lctx_after_now(lua_Number seconds) {
-  int64_t ns = ctx_seconds_to_ns(seconds), now = ctx_now();
-  if (ns >= CTX_FOREVER - now) return CTX_FOREVER;
-  if (ns <= -CTX_FOREVER + now) return -CTX_FOREVER;
-  return now + ns;
+  return ctx_deadline_from_timeout(ctx_seconds_to_ns(seconds));  /* both saturate */
 }
 
 /* The four deadline constructors differ only in name, time scale and cause. */
@@ -223,15 +220,19 @@ static int l_stop(lua_State *L) {
   lctx_hub *S = lctx_enter(L);
   lctx_af *af = *(lctx_af **)lua_touserdata(L, lua_upvalueindex(2));
   int r = af && ctx_after_stop(af->h) == 1;
-  if (atomic_load_explicit(&S->pending, memory_order_relaxed)) lctx_drain(L, S);
+  if (ctx_queue_pending(S->q)) lctx_drain(L, S);
   lua_pushboolean(L, r);
   return 1;
 }
 
 static int stop_gc(lua_State *L) {
   lctx_af **box = lua_touserdata(L, 1);
-  if (*box) lctx_af_unref(*box);
+  lctx_af *af = *box;
   *box = NULL;
+  if (af) {
+    ctx_after_free(af->h);
+    lctx_af_unref(af);
+  }
   return 0;
 }
 
@@ -256,24 +257,22 @@ static int l_after_func(lua_State *L) {
   }
   af->rel.ref = ref;
   atomic_store(&af->owners, 2);  /* the registration and the stop handle */
-  *box = af;
-  pthread_mutex_lock(&S->mu);
-  af->c = u->c;  /* the registration will hold it */
-  pthread_mutex_unlock(&S->mu);
-  int rc = ctx_after_func(u->c, lctx_af_fn, af, lctx_release, &af->ex, &af->h);
-  if (rc != CTX_OK) {  /* not taken: drop the registration's share here */
-    pthread_mutex_lock(&S->mu);
-    af->c = NULL;
-    pthread_mutex_unlock(&S->mu);
+  atomic_fetch_add_explicit(&S->nregs, 1, memory_order_relaxed);
+  int rc = ctx_after_func(u->c, lctx_af_fn, af, lctx_af_release, ctx_queue_executor(S->q), &af->h);
+  if (rc != CTX_OK) {  /* nothing taken: drop the registration's share here */
+    atomic_fetch_sub_explicit(&S->nregs, 1, memory_order_relaxed);
     luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    atomic_store(&af->owners, 1);
     lctx_af_unref(af);
     return fail(L, rc);
   }
+  *box = af;
+  lctx_run_registered(S);  /* a busy run is poked when it is queued */
   lua_pushvalue(L, lua_upvalueindex(LCTX_UV_HUB));
   lua_pushvalue(L, 3);
   lua_pushcclosure(L, l_stop, 2);
   /* on a context already done, fn runs now, inside this call */
-  if (atomic_load_explicit(&S->pending, memory_order_relaxed)) lctx_drain(L, S);
+  if (ctx_queue_pending(S->q)) lctx_drain(L, S);
   return 1;
 }
 
@@ -288,7 +287,7 @@ static int l_cause(lua_State *L) {
   if (err == CTX_ERR_NONE) {
     lua_pushnil(L);
   } else {
-    lctx_settle(L, S);
+    lctx_settle(L, S, u->c);
     lctx_rel *r = ctx_cause(u->c);
     if (r) lua_rawgeti(L, LUA_REGISTRYINDEX, r->ref);
     else lctx_pusherr(L, err);
@@ -300,7 +299,7 @@ static int m_done(lua_State *L) {
   lctx_hub *S = lctx_enter(L);
   lctx_ud *u = lctx_check(L, 1, "done");
   int done = ctx_done(u->c);
-  if (done) lctx_settle(L, S);
+  if (done) lctx_settle(L, S, u->c);
   lua_pushboolean(L, done);
   return 1;
 }
@@ -309,7 +308,7 @@ static int m_err(lua_State *L) {
   lctx_hub *S = lctx_enter(L);
   lctx_ud *u = lctx_check(L, 1, "err");
   ctx_err_t err = ctx_err(u->c);
-  if (err != CTX_ERR_NONE) lctx_settle(L, S);
+  if (err != CTX_ERR_NONE) lctx_settle(L, S, u->c);
   lctx_pusherr(L, err);
   return 1;
 }
@@ -326,14 +325,10 @@ static int m_deadline(lua_State *L) {
 static int m_remaining(lua_State *L) {
   lctx_enter(L);
   lctx_ud *u = lctx_check(L, 1, "remaining");
-  int64_t d;
-  if (ctx_deadline(u->c, &d) == 1) {
-    /* compared first: d - now overflows for deadlines far in the past */
-    int64_t now = ctx_now();
-    lua_pushnumber(L, d > now ? (lua_Number)(d - now) / 1e9 : 0.0);
-  } else {
+  if (ctx_deadline(u->c, NULL) == 1)
+    lua_pushnumber(L, (lua_Number)ctx_remaining(u->c) / 1e9);  /* 0 once passed */
+  else
     lua_pushnil(L);
-  }
   return 1;
 }
 
@@ -426,7 +421,7 @@ static int m_close(lua_State *L) {
   lctx_hub *S = lctx_enter(L);
   lctx_ud *u = lctx_check(L, 1, "__close");
   ctx_cancel(u->c);  /* CTX_EINVAL for the kinds that cannot be canceled */
-  if (atomic_load_explicit(&S->pending, memory_order_relaxed)) lctx_drain(L, S);
+  if (ctx_queue_pending(S->q)) lctx_drain(L, S);
   return 0;
 }
 
@@ -514,11 +509,14 @@ static void setfuncs(lua_State *L, const luaL_Reg *l, int first_uv) {
   luaL_setfuncs(L, l, LCTX_NUV);
 }
 
+/* the one symbol the module exports (it is built with hidden visibility) */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((visibility("default")))
+#endif
 int luaopen_ctx_core(lua_State *L) {
   /* one hub per state, even if the module is required again */
   if (lua_getfield(L, LUA_REGISTRYINDEX, "ctx.core") == LUA_TTABLE) return 1;
   lua_settop(L, 0);
-  lctx_pin_library();
   lctx_hub **box = lua_newuserdatauv(L, sizeof *box, 0);       /* 1 */
   *box = NULL;
   luaL_newmetatable(L, LCTX_HUB_MT);

@@ -65,27 +65,21 @@ typedef struct lctx_runrec lctx_runrec;
 
 /* Something the core releases on any thread while its Lua part (a registry
 ** reference) may only be dropped on the owning state's thread: the release
-** queues it on the hub, which unrefs it at the next call into ctx. */
+** posts it to the hub's queue, run at the state's next call into ctx. */
 typedef struct lctx_rel {
-  struct lctx_rel *next;
+  ctx_task_t task;                     /* posted to S->q */
   lctx_hub *S;
-  int ref;                          /* registry reference, LUA_NOREF if none */
+  int ref;                             /* registry reference, LUA_NOREF if none */
   void (*destroy)(struct lctx_rel *);  /* frees the C part; any thread */
 } lctx_rel;
 
-/* An after_func registration. Its executor is embedded so that submit() finds
-** the registration without allocating; two owners: the core's registration
-** (until released) and the Lua stop handle. */
+/* An after_func registration, on the hub queue's executor (the core counts
+** it and stops it when the queue is closed). Two owners: the registration,
+** until its release has dropped the callback's reference, and the Lua stop
+** handle. */
 typedef struct lctx_af {
   lctx_rel rel;        /* rel.ref: the Lua callback */
-  ctx_executor_t ex;
-  ctx_after_t *h;      /* stop handle (freed with the last owner) */
-  ctx_after_t *run;    /* what submit() handed us */
-  ctx_t *c;            /* while registered and not yet handed on (S->mu) */
-  lua_State *L;        /* the coroutine the hub runs it in; NULL: state is gone */
-  lua_State *from;     /* the thread that resumes it */
-  struct lctx_af *qnext;
-  struct lctx_af *next, *prev;  /* S->afs, until freed */
+  ctx_after_t *h;      /* stop handle (freed by the Lua stop handle) */
   _Atomic int owners;
 } lctx_af;
 
@@ -159,24 +153,20 @@ typedef struct lctx_runs {
   lua_CFunction pcall, xpcall;
 } lctx_runs;
 
-/* The per-state hub: malloc'd and reference counted, so that the timer thread
-** may still queue work on it after its lua_State is closed. */
+/* The per-state hub: malloc'd and reference counted, so that releases on
+** other threads may still find it after its lua_State is closed. */
 struct lctx_hub {
   _Atomic int refs;
-  _Atomic int pending;     /* work queued: checked on every call into ctx */
-  pthread_mutex_t mu;      /* guards the fields up to `afs`; never held across core calls */
-  pthread_cond_t cv;       /* wakes a c:wait / ctx.sleep of this state */
-  pthread_cond_t ncv;      /* wakes a run's resender when the run ends */
-  int waiting, closed;
-  int poke;                /* a ctx.run is active on thread poke_tid: signal it */
-  pthread_t poke_tid;
-  lctx_af *ready, *ready_tail;  /* callbacks to run, in order */
-  lctx_rel *dead;          /* registry references to drop */
-  lctx_af *afs;            /* every registration not yet freed */
+  pthread_mutex_t mu;      /* `closed`; the queue is closed under it */
+  int closed;
+  ctx_queue_t *q;          /* callbacks and releases for this state's thread */
+  ctx_t *donectx;          /* a done context: hands work to the core's pool at once */
+  _Atomic unsigned drain_gen;  /* counts drains that emptied the queue */
+  _Atomic int nregs;       /* after_func registrations not yet released */
   /* the state's own thread only: */
+  lua_State *curL;         /* the thread running queued tasks */
   int incallback;          /* callbacks running: nested calls leave theirs to the drain */
-  int cbref;               /* registry: an idle coroutine for the next callback */
-  int cbstatus;            /* how the last callback ended (lua_resume's status) */
+  int cbref;               /* registry: { idle coroutine for the next callback } */
   lctx_runs R;
 };
 
@@ -191,11 +181,12 @@ struct lctx_runrec {
   pthread_t tid;
   int sig;                 /* the signal to send, 0: none */
   _Atomic int fired;       /* the watch is done with this record */
-  /* the signal can be lost (see lctx_run.c): sent again until a hook ran */
+  /* the run's helper on the core's pool (lctx_run.c): pokes the run when
+  ** callbacks are queued, sends the signal again until a hook has run */
   _Atomic int ack;         /* a hook ran after c ended */
-  int finished;            /* the run returned (S->mu) */
-  ctx_after_t *nudge;      /* the resender, on the core's pool */
-  _Atomic int nudged;      /* the resender is done with this record */
+  ctx_t *end;              /* canceled when the run returns: the helper leaves */
+  ctx_after_t *helper;
+  _Atomic int helped;      /* the helper is done with this record */
 };
 
 extern const char lctx_hub_key;          /* registry: light userdata lctx_hub * */
@@ -211,15 +202,17 @@ void lctx_drain(lua_State *L, lctx_hub *S);
 lctx_af *lctx_af_new(lctx_hub *S);
 void lctx_af_unref(lctx_af *af);
 void lctx_af_fn(void *arg);                /* the ctx_func_fn of registrations */
+void lctx_af_release(void *arg);           /* ... and their ctx_release_fn */
 lctx_rel *lctx_cause_new(lctx_hub *S);
 /* Blocks until c is done or `until` (ctx_now scale) passes, running callbacks
 ** of this state that become pending meanwhile; 1 if c is done. A check point
-** of the active runs: raises a run's stop when its context ends meanwhile. */
+** of the active runs: raises a run's stop when its context ends meanwhile.
+** Returns early when a signal handler set a hook of its own (lua.c's Ctrl-C). */
 int lctx_wait(lua_State *L, lctx_hub *S, ctx_t *c, int64_t until);
-/* A context was seen done: once this state's callbacks on done contexts are
-** queued (the ending thread sets done before it hands them on), runs them,
-** so that whoever sees a context done sees its callbacks have run. */
-void lctx_settle(lua_State *L, lctx_hub *S);
+/* c was seen done: runs the callbacks its end made pending once they are all
+** queued (the ending thread sets done before it hands them on), so that
+** whoever sees a context done sees its callbacks have run. */
+void lctx_settle(lua_State *L, lctx_hub *S, ctx_t *c);
 void lctx_ctxs_init(lctx_ctxs *l);
 int lctx_ctxs_add(lctx_ctxs *l, ctx_t *c);  /* 0, or -1 out of memory */
 void lctx_ctxs_free(lctx_ctxs *l);
@@ -236,7 +229,7 @@ static inline lctx_hub *lctx_hub_of(lua_State *L) {
 ** load when there is nothing to do. */
 static inline lctx_hub *lctx_enter(lua_State *L) {
   lctx_hub *S = lctx_hub_of(L);
-  if (atomic_load_explicit(&S->pending, memory_order_relaxed)) lctx_drain(L, S);
+  if (ctx_queue_pending(S->q)) lctx_drain(L, S);
   return S;
 }
 
@@ -284,9 +277,9 @@ int lctx_run_held_over(lctx_hub *S);
 /* Adds to w the contexts whose end a blocking call must wake for: the runs
 ** in reach, and those a running callback holds back. 0, or -1 out of memory. */
 int lctx_run_watch(lctx_hub *S, lctx_ctxs *w);
-/* Called with S->mu held when a callback is queued: makes an active ctx.run
-** look at its queue even in a loop that makes no call. */
-void lctx_run_poke(lctx_hub *S);
+/* A registration was made: a busy run must be told when its callback is
+** queued (the run's helper watches the queue). */
+void lctx_run_registered(lctx_hub *S);
 /* An after_func callback starts or ends (lctx_af_fn): a level of its own. */
 size_t lctx_level_push(lctx_hub *S);
 int lctx_level_pop(lctx_hub *S, size_t depth);  /* 1: it was stopped past its bound */
@@ -312,9 +305,6 @@ void lctx_signal_send(pthread_t tid, int sig);
 void lctx_tl_enter(lctx_hub *S);   /* this thread runs S's runs (signal handler) */
 void lctx_tl_leave(lctx_hub *S);
 void lctx_run_hook(lua_State *L, lua_Debug *ar);
-
-/* lctx_pin.c: keeps this library mapped after lua_close */
-void lctx_pin_library(void);
 
 /* lctx_exec.c */
 int lctx_execute(lua_State *L);

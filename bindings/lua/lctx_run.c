@@ -326,7 +326,7 @@ void lctx_run_hook(lua_State *L, lua_Debug *ar) {
   }
   /* callbacks first (they may end a run's context; those delivered while a
   ** stop waits are bounded), then the stop */
-  if (atomic_load_explicit(&S->pending, memory_order_relaxed)) lctx_drain(L, S);
+  if (ctx_queue_pending(S->q)) lctx_drain(L, S);
   int from = ar->event == LUA_HOOKCOUNT || ar->event == LUA_HOOKLINE ? 0 : 1;
   lctx_runrec *r = lctx_run_stopped(S);
   if (r || (hold_until(R) == 0 && (r = lctx_run_stopped(S)) != NULL)) raise_stop(L, S, r, from);
@@ -335,38 +335,89 @@ void lctx_run_hook(lua_State *L, lua_Debug *ar) {
 
 /* ---- ctx.run ---- */
 
-/* Lua's own race: a frame left with its trap flag set while no hook is
-** (after a stop or a callback) clears that flag in luaG_traceexec after
-** reading the hook mask; a signal landing in between arms hooks that never
-** fire. So the signal is sent again, from the core's pool, until a hook has
-** run (almost always at once) or the run has returned. */
-static lctx_hub *hub_of_run(lctx_runrec *r) { return r->S; }
-
-static void nudge_fn(void *arg) {
+/* The run's helper, a task on the core's pool while the run is active and
+** needs one (it leaves when r->end is canceled):
+** - a busy run in signal mode looks at nothing while its context is live:
+**   when callbacks of this state are queued, the helper signals it (once per
+**   batch: the queue's descriptor stays readable until the run drains it);
+** - Lua's own race: a frame left with its trap flag set while no hook is
+**   (after a stop or a callback) clears that flag in luaG_traceexec after
+**   reading the hook mask, so a signal landing in between arms hooks that
+**   never fire: the signal is sent again until a hook has run. */
+static void helper_fn(void *arg) {
   lctx_runrec *r = arg;
-  lctx_hub *S = hub_of_run(r);
-  int64_t delay = 1000000;
-  pthread_mutex_lock(&S->mu);
-  while (!r->finished && !atomic_load_explicit(&r->ack, memory_order_acquire)) {
-    int64_t until = ctx_now() + delay;
-    struct timespec ts = { (time_t)(until / 1000000000), (long)(until % 1000000000) };
-    pthread_cond_timedwait(&S->ncv, &S->mu, &ts);
-    if (r->finished || atomic_load_explicit(&r->ack, memory_order_acquire)) break;
-    if (ctx_now() >= until) {
+  lctx_hub *S = r->S;
+  int qfd = ctx_queue_fd(S->q);  /* the queue is closed at lua_close only */
+  unsigned poked = 0;
+  int havepoked = 0;
+  int64_t delay = 1000000, next = 0;
+  while (!ctx_done(r->end)) {
+    int64_t now = ctx_now(), timeout = -1;
+    int queued = ctx_queue_pending(S->q);
+    unsigned gen = atomic_load_explicit(&S->drain_gen, memory_order_acquire);
+    if (queued && (!havepoked || gen != poked)) {
       lctx_signal_send(r->tid, r->sig);
-      if (delay < 16000000) delay *= 2;
+      poked = gen;
+      havepoked = 1;
     }
+    if (ctx_done(r->c) && !atomic_load_explicit(&r->ack, memory_order_acquire)) {
+      if (next && now >= next) {
+        lctx_signal_send(r->tid, r->sig);
+        if (delay < 16000000) delay *= 2;
+      }
+      if (!next || now >= next) next = now + delay;
+      timeout = next - now;
+    }
+    /* after a poke, look again soon: the run drains, then a batch may come */
+    if (queued && (timeout < 0 || timeout > 2000000)) timeout = 2000000;
+    size_t which;
+    ctx_wait_any(&r->end, 1, &qfd, queued || qfd < 0 ? 0 : 1, timeout, &which);
   }
+  atomic_store_explicit(&r->helped, 1, memory_order_release);  /* last touch */
+}
+
+/* S->mu held: the run thread and the thread that ends c may both want it. */
+static void start_helper(lctx_hub *S, lctx_runrec *r) {
+  if (r->helper || !r->sig) return;
+  if (ctx_with_cancel(ctx_background(), &r->end) != CTX_OK) return;
+  /* a done context: the helper starts at once, on the core's own executor */
+  if (ctx_after_func(S->donectx, helper_fn, r, NULL, NULL, &r->helper) != CTX_OK) {
+    ctx_unref(r->end);
+    r->end = NULL;
+    r->helper = NULL;
+  }
+}
+
+static void stop_helper(lctx_hub *S, lctx_runrec *r) {
+  pthread_mutex_lock(&S->mu);
+  ctx_after_t *h = r->helper;
   pthread_mutex_unlock(&S->mu);
-  atomic_store_explicit(&r->nudged, 1, memory_order_release);  /* last touch */
+  if (!h) return;
+  ctx_cancel(r->end);
+  if (!ctx_after_stop(h))
+    while (!atomic_load_explicit(&r->helped, memory_order_acquire)) sched_yield();
+  ctx_after_free(h);
+  ctx_unref(r->end);
+}
+
+void lctx_run_registered(lctx_hub *S) {
+  lctx_runs *R = runs_of(S);
+  if (!R->runs || !R->fast) return;
+  lctx_runrec *outermost = R->runs;
+  while (outermost->outer) outermost = outermost->outer;
+  pthread_mutex_lock(&S->mu);
+  start_helper(S, outermost);
+  pthread_mutex_unlock(&S->mu);
 }
 
 /* The watch on a run's context: runs on the thread that ended it. */
 static void arm_fn(void *arg) {
   lctx_runrec *r = arg;
+  lctx_hub *S = r->S;
   lctx_signal_send(r->tid, r->sig);  /* the run waits for us before it returns */
-  /* c is done: the resender runs at once, on the core's own executor */
-  if (ctx_after_func(r->c, nudge_fn, r, NULL, NULL, &r->nudge) != CTX_OK) r->nudge = NULL;
+  pthread_mutex_lock(&S->mu);
+  start_helper(S, r);  /* sends it again if it was lost */
+  pthread_mutex_unlock(&S->mu);
   atomic_store_explicit(&r->fired, 1, memory_order_release);
 }
 
@@ -375,18 +426,6 @@ static void inline_submit(ctx_executor_t *ex, ctx_after_t *a) {
   ctx_after_run(a);
 }
 static ctx_executor_t inline_executor = { inline_submit };
-
-void lctx_run_poke(lctx_hub *S) {
-  lctx_signal_send(S->poke_tid, S->poke);  /* S->mu held: the run cannot end meanwhile */
-}
-
-/* Lets after_func callbacks queued by other threads reach a busy run. */
-static void set_poke(lctx_hub *S, int sig) {
-  pthread_mutex_lock(&S->mu);
-  S->poke = sig;
-  S->poke_tid = pthread_self();
-  pthread_mutex_unlock(&S->mu);
-}
 
 int lctx_run(lua_State *L) {
   lctx_hub *S = lctx_enter(L);
@@ -399,7 +438,7 @@ int lctx_run(lua_State *L) {
   }
   lctx_checkpoint(L, S);  /* a run in reach that ended: its stop */
   if (ctx_done(u->c)) {   /* nothing runs */
-    lctx_settle(L, S);
+    lctx_settle(L, S, u->c);
     lua_pushboolean(L, 0);
     lctx_pusherr(L, ctx_err(u->c));
     return 2;
@@ -413,7 +452,7 @@ int lctx_run(lua_State *L) {
   r.tid = pthread_self();
   atomic_init(&r.fired, 0);
   atomic_init(&r.ack, 0);
-  atomic_init(&r.nudged, 0);
+  atomic_init(&r.helped, 0);
   if (outermost) {
     int sig = lctx_signal();
     int tracked = lctx_track_begin(L, S);
@@ -445,13 +484,17 @@ int lctx_run(lua_State *L) {
   R->runs = &r;
   if (outermost) {
     lctx_tl_enter(S);
-    set_poke(S, r.sig);
+    /* callbacks that may be queued while fn is busy: the helper pokes it */
+    if (r.sig && atomic_load_explicit(&S->nregs, memory_order_relaxed) > 0) {
+      pthread_mutex_lock(&S->mu);
+      start_helper(S, &r);
+      pthread_mutex_unlock(&S->mu);
+    }
   }
   if (!R->fast && R->mode != LCTX_M_STOPPING) lctx_set_mode(S, LCTX_M_COUNT);
   /* a signal that came before the run was in place found nothing to arm:
   ** c ended, or a callback was queued, meanwhile */
-  if (R->fast && R->mode == LCTX_M_NONE &&
-      (ctx_done(u->c) || atomic_load_explicit(&S->pending, memory_order_relaxed)))
+  if (R->fast && R->mode == LCTX_M_NONE && (ctx_done(u->c) || ctx_queue_pending(S->q)))
     lctx_set_mode(S, LCTX_M_ARMED);
   int status = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 0);
   R->runs = r.outer;
@@ -461,28 +504,17 @@ int lctx_run(lua_State *L) {
     if (!ctx_after_stop(r.watch))
       while (!atomic_load_explicit(&r.fired, memory_order_acquire)) sched_yield();
     ctx_after_free(r.watch);
-    if (r.nudge) {
-      pthread_mutex_lock(&S->mu);
-      r.finished = 1;
-      pthread_cond_broadcast(&S->ncv);
-      pthread_mutex_unlock(&S->mu);
-      if (!ctx_after_stop(r.nudge))
-        while (!atomic_load_explicit(&r.nudged, memory_order_acquire)) sched_yield();
-      ctx_after_free(r.nudge);
-    }
   }
+  stop_helper(S, &r);
   /* levels opened inside (handlers whose end went unseen) end with it */
   R->nlv = depth;
   top(R)->unwinding = unwinding;
   R->stop_seen = 0;  /* a stop callbacks held back is over */
-  if (outermost) {
-    set_poke(S, 0);
-    lctx_tl_leave(S);
-  }
+  if (outermost) lctx_tl_leave(S);
   update_mode(S);
   lctx_slot_unpin(S, L);
   if (outermost) lctx_track_end(L, S);
-  if (atomic_load_explicit(&S->pending, memory_order_relaxed)) lctx_drain(L, S);
+  if (ctx_queue_pending(S->q)) lctx_drain(L, S);
   /* the verdict is c's error if c ended before fn returned, however fn
   ** returned: `return os.execute(...)` and a call with code after it agree */
   if (status == LUA_OK && !ctx_done(u->c)) {
@@ -493,7 +525,7 @@ int lctx_run(lua_State *L) {
   if (status == LUA_OK) lua_settop(L, 2);  /* keep one slot: [c, err] */
   lua_pushboolean(L, 0);
   if (ctx_done(u->c)) {
-    lctx_settle(L, S);
+    lctx_settle(L, S, u->c);
     lctx_pusherr(L, ctx_err(u->c));
     return 2;
   }

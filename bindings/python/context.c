@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 #include "pyctx.h"
+#include "docs.h"
 #include "structmember.h"
 
 #define STATE(self) pyctx_state_of(Py_TYPE(self))
@@ -187,13 +188,38 @@ static PyObject *c_fileno(CtxObject *self, PyObject *u) {
   return PyLong_FromLong(fd);
 }
 
+/* o as UTF-8 with what a C string cannot carry escaped: a NUL as \x00, a
+** lone surrogate as \udcxx (str(c) never fails nor stops early). */
+static char *utf8_escaped(PyObject *o) {
+  PyObject *b = PyUnicode_AsEncodedString(o, "utf-8", "backslashreplace");
+  if (!b) return NULL;
+  const char *p = PyBytes_AS_STRING(b);
+  size_t n = (size_t)PyBytes_GET_SIZE(b), nul = 0;
+  for (size_t i = 0; i < n; i++) nul += p[i] == 0;
+  char *r = malloc(n + 3 * nul + 1), *w = r;
+  if (r) {
+    for (size_t i = 0; i < n; i++) {
+      if (p[i]) *w++ = p[i];
+      else { memcpy(w, "\\x00", 4); w += 4; }
+    }
+    *w = 0;
+  } else {
+    PyErr_NoMemory();
+  }
+  Py_DECREF(b);
+  return r;
+}
+
 /* "key, value" of a WithValue node: strings as they are (as Go prints
-** them), anything else by repr(). */
+** them), anything else by repr(); a repr() that fails reads as object.__repr__. */
 static char *fmt_one(PyObject *o) {
   PyObject *s = PyUnicode_Check(o) ? Py_NewRef(o) : PyObject_Repr(o);
+  if (!s && PyErr_ExceptionMatches(PyExc_Exception)) {
+    PyErr_Clear();
+    s = PyUnicode_FromFormat("<%s object at %p>", Py_TYPE(o)->tp_name, (void *)o);
+  }
   if (!s) return NULL;
-  const char *u = PyUnicode_AsUTF8(s);
-  char *r = u ? strdup(u) : NULL;
+  char *r = utf8_escaped(s);
   Py_DECREF(s);
   return r;
 }
@@ -262,20 +288,15 @@ static void c_dealloc(CtxObject *self) {
 
 #define FC(f) (PyCFunction)(void (*)(void))(f)
 static PyMethodDef c_methods[] = {
-  { "done", FC(c_done), METH_NOARGS, "done($self, /)\n--\n\n-> bool: never blocks." },
-  { "wait", FC(c_wait), METH_VARARGS | METH_KEYWORDS,
-    "wait($self, /, timeout=None)\n--\n\n-> bool: blocks (GIL released) until done or timeout." },
-  { "err", FC(c_err), METH_NOARGS, "err($self, /)\n--\n\n-> Canceled | DeadlineExceeded | None" },
-  { "cause", FC(c_cause), METH_NOARGS, "cause($self, /)\n--\n\n-> BaseException | None" },
-  { "check", FC(c_check), METH_NOARGS, "check($self, /)\n--\n\nRaises err() if done." },
-  { "deadline", FC(c_deadline), METH_NOARGS,
-    "deadline($self, /)\n--\n\n-> float | None (epoch seconds)" },
-  { "remaining", FC(c_remaining), METH_NOARGS,
-    "remaining($self, /)\n--\n\n-> float | None (seconds left)" },
-  { "value", FC(c_value), METH_FASTCALL | METH_KEYWORDS,
-    "value($self, /, key, default=None)\n--\n\nThe innermost binding of key, else default." },
-  { "fileno", FC(c_fileno), METH_NOARGS,
-    "fileno($self, /)\n--\n\n-> int: readable once done; owned by c." },
+  { "done", FC(c_done), METH_NOARGS, DOC_C_DONE },
+  { "wait", FC(c_wait), METH_VARARGS | METH_KEYWORDS, DOC_C_WAIT },
+  { "err", FC(c_err), METH_NOARGS, DOC_C_ERR },
+  { "cause", FC(c_cause), METH_NOARGS, DOC_C_CAUSE },
+  { "check", FC(c_check), METH_NOARGS, DOC_C_CHECK },
+  { "deadline", FC(c_deadline), METH_NOARGS, DOC_C_DEADLINE },
+  { "remaining", FC(c_remaining), METH_NOARGS, DOC_C_REMAINING },
+  { "value", FC(c_value), METH_FASTCALL | METH_KEYWORDS, DOC_C_VALUE },
+  { "fileno", FC(c_fileno), METH_NOARGS, DOC_C_FILENO },
   { NULL, NULL, 0, NULL } };
 
 static PyMemberDef c_members[] = {
@@ -290,7 +311,7 @@ static PyType_Slot c_slots[] = {
   { Py_tp_traverse, c_traverse },
   { Py_tp_clear, c_clear },
   { Py_tp_dealloc, c_dealloc },
-  { Py_tp_doc, "A context: cancelation, deadline and values (see ctx.with_cancel)." },
+  { Py_tp_doc, DOC_CONTEXT_TYPE },
   { 0, NULL } };
 
 PyType_Spec pyctx_context_spec = { "ctx.Context", sizeof(CtxObject), 0,
@@ -299,7 +320,7 @@ PyType_Spec pyctx_context_spec = { "ctx.Context", sizeof(CtxObject), 0,
 
 static PyMethodDef sc_methods[] = {
   { "cancel", FC(sc_cancel), METH_FASTCALL | METH_KEYWORDS,
-    "cancel($self, /, cause=None)\n--\n\nEnds the scope's context now." },
+    DOC_SC_CANCEL },
   { NULL, NULL, 0, NULL } };
 
 static PyType_Slot sc_slots[] = {
@@ -307,7 +328,7 @@ static PyType_Slot sc_slots[] = {
   { Py_tp_traverse, c_traverse },
   { Py_tp_clear, c_clear },
   { Py_tp_dealloc, c_dealloc },
-  { Py_tp_doc, "The Context of a scope: a Context with cancel(cause=None)." },
+  { Py_tp_doc, DOC_SCOPECONTEXT_TYPE },
   { 0, NULL } };
 
 PyType_Spec pyctx_scopectx_spec = { "ctx.ScopeContext", sizeof(CtxObject), 0,

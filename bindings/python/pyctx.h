@@ -108,4 +108,12 @@ PyObject *pyctx_make_scope(ctxstate *st, int kind, int64_t ns, PyObject *parent,
 PyObject *pyctx_interrupt_check(PyObject *mod, PyObject *unused);
 int pyctx_interrupt_poll(ctxstate *st, int *fds, int max, int *nfds);
 
+/* runner.c: the watchdog of `python -m ctx` and the children run_process
+** started (a hard exit kills their groups) */
+int pyctx_runner_init(PyObject *mod);  /* adds its functions to the module */
+/* proc.c: adds ctx._Proc, run_process's hold on a child */
+int pyctx_proc_init(PyObject *mod);
+int pyctx_track_child(int pid, int group);
+void pyctx_untrack_child(int pid);
+
 #endif

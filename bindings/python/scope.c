@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "pyctx.h"
+#include "docs.h"
 #include "structmember.h"
 
 /* the innermost interrupting scopes of this thread (NULL when there are none) */
@@ -313,6 +314,30 @@ static PyObject *sc_exit(ScopeObject *self, PyObject *const *a, Py_ssize_t n) {
   Py_RETURN_FALSE;
 }
 
+/* _detach(): in a process forked inside the block, the scope stops
+** interrupting and its context stops being ctx.current(); nothing is
+** canceled (python -m ctx: a forked child does not inherit the runner's root). */
+static PyObject *sc_detach(ScopeObject *self, PyObject *u) {
+  (void)u;
+  ctxstate *st = pyctx_state_of(Py_TYPE(self));
+  if (self->interrupt && self->ith) {
+    interrupt_exit(st, self, NULL);
+    if (PyErr_Occurred()) return NULL;
+  }
+  self->interrupt = 0;
+  PyObject *cur = self->active ? pyctx_current(st) : NULL;
+  if (cur) {
+    int is_ours = cur == (PyObject *)self->active;
+    Py_DECREF(cur);
+    PyObject *tok = is_ours ? PyContextVar_Set(st->current_var, st->background) : NULL;
+    if (is_ours && !tok) return NULL;
+    Py_XDECREF(tok);
+  } else if (PyErr_Occurred()) {
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
 static PyObject *sc_clone(ScopeObject *self, PyObject *u) {
   (void)u;
   return pyctx_make_scope(pyctx_state_of(Py_TYPE(self)), self->kind, self->ns,
@@ -365,6 +390,7 @@ static PyMethodDef sc_methods[] = {
   { "__enter__", FC(sc_enter), METH_NOARGS, NULL },
   { "__exit__", FC(sc_exit), METH_FASTCALL, NULL },
   { "_clone", FC(sc_clone), METH_NOARGS, "A fresh, unentered scope with the same arguments." },
+  { "_detach", FC(sc_detach), METH_NOARGS, NULL },
   { NULL, NULL, 0, NULL } };
 
 static PyMemberDef sc_members[] = {
@@ -384,7 +410,7 @@ static PyType_Slot sc_slots[] = {
   { Py_tp_traverse, sc_traverse },
   { Py_tp_clear, sc_clear },
   { Py_tp_dealloc, sc_dealloc },
-  { Py_tp_doc, "A scope: `with`, `async with` or a decorator; see ctx.timeout." },
+  { Py_tp_doc, DOC_SCOPE_TYPE },
   { 0, NULL } };
 
 PyType_Spec pyctx_scope_spec = { "ctx.Scope", sizeof(ScopeObject), 0,

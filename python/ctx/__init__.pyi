@@ -3,14 +3,26 @@
 import datetime
 import subprocess
 from types import TracebackType
-from typing import (Any, Awaitable, Callable, Optional, Sequence, Tuple, Type, TypeVar,
-                    Union, overload)
+from typing import (Any, Callable, Optional, Sequence, Tuple, Type, TypeVar, Union, final)
+
+__all__ = [
+    "CancelCauseFunc", "CancelFunc", "StopFunc", "Canceled", "Context", "ContextError",
+    "DeadlineExceeded", "Scope", "ScopeContext", "SignalReceived", "after_func", "background",
+    "cause", "current", "deadline", "scope", "sleep", "timeout", "todo", "with_cancel",
+    "with_cancel_cause", "with_deadline", "with_deadline_cause", "with_timeout",
+    "with_timeout_cause", "with_value", "without_cancel", "on_signal", "run_process",
+    "Seconds", "When",
+]
+__version__: str
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 Seconds = Union[int, float, datetime.timedelta]
 When = Union[int, float, datetime.datetime]
 
-class ContextError(Exception): ...
+class ContextError(Exception):
+    # the output so far when ctx.run_process raised it, else None
+    stdout: Any
+    stderr: Any
 class Canceled(ContextError): ...
 class DeadlineExceeded(ContextError, TimeoutError): ...
 
@@ -28,11 +40,13 @@ class Context:
     def remaining(self) -> Optional[float]: ...
     def value(self, key: object, default: Any = None) -> Any: ...
     def fileno(self) -> int: ...
-    def wait_async(self) -> Awaitable[None]: ...
+    async def wait_async(self) -> None: ...
 
+@final
 class ScopeContext(Context):
     def cancel(self, cause: Optional[BaseException] = None) -> None: ...
 
+@final
 class Scope:
     @property
     def context(self) -> Optional[ScopeContext]: ...
@@ -45,13 +59,19 @@ class Scope:
     async def __aexit__(self, et: Optional[Type[BaseException]], ev: Optional[BaseException],
                         tb: Optional[TracebackType]) -> None: ...
     def __call__(self, fn: _F) -> _F: ...
+    def _clone(self) -> Scope: ...
+    def _detach(self) -> None: ...
+    _aux: Any
 
+@final
 class CancelFunc:
     def __call__(self) -> None: ...
 
+@final
 class CancelCauseFunc:
     def __call__(self, cause: Optional[BaseException] = None) -> None: ...
 
+@final
 class StopFunc:
     def __call__(self) -> bool: ...
 
