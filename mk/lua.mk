@@ -145,5 +145,5 @@ rock-install:
 	install -m 644 lua/ctx.lua "$(LUADIR)/ctx.lua"
 	install -m 644 lua/ctx/meta.lua "$(LUADIR)/ctx/meta.lua"
 
-bench-lua: $(B)/lua/ctx/core.so
+bench-lua: $(B)/lua/ctx/core.so $(B)/lua/sigblock
 	$(call LUA_ENV,) timeout 900 $(LUA) bench/lua/bench.lua
