@@ -148,9 +148,9 @@ typedef struct lctx_runs {
   volatile sig_atomic_t cs, deferred;
   struct lctx_alloc *alloc;   /* the allocator wrapper that tracks threads */
   int tracking;               /* it is in place (while runs are active) */
-  /* the C functions that catch an error and carry on (the real ones, from a
-  ** state of our own: a `pcall` replaced in Lua does not hide them) */
-  lua_CFunction pcall, xpcall;
+  /* the base library's xpcall (from a state of our own: an xpcall replaced
+  ** in Lua does not hide it), whose message handler a stop bypasses */
+  lua_CFunction xpcall;
 } lctx_runs;
 
 /* The per-state hub: malloc'd and reference counted, so that releases on
@@ -176,7 +176,6 @@ struct lctx_runrec {
   ctx_t *c;
   lua_State *L;            /* the thread that called ctx.run */
   lctx_hub *S;
-  int raised;              /* its stop was raised: fn did not run to its end */
   ctx_after_t *watch;      /* signals this thread when c ends (or NULL) */
   pthread_t tid;
   int sig;                 /* the signal to send, 0: none */

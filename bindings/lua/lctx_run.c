@@ -13,9 +13,9 @@ const char lctx_hub_key, lctx_canceled_key, lctx_deadline_key;
 ** - no hook at all while c is live (when a signal can reach the thread and
 **   the state's threads are tracked, lctx_threads.c); when c ends, the
 **   thread that ended it signals the run's OS thread, whose handler gives a
-**   count hook of 1 to every thread of the state (lua_sethook is safe there,
-**   as lua.c's Ctrl-C handler relies on): whichever runs stops at its next
-**   instruction;
+**   count hook of 1 to every thread the runs know of (lua_sethook is safe
+**   there, as lua.c's Ctrl-C handler relies on): whichever runs stops at its
+**   next instruction;
 ** - without a usable signal, a count hook on every known thread (inherited by
 **   the coroutines they create) checks every 1000 instructions;
 ** - once a stop is raised, call, return and count hooks on every thread see
@@ -172,7 +172,6 @@ static void wrap_message_handlers(lua_State *L, lctx_runs *R, int from) {
 ** called, returning or raising does not protect what it raises) */
 static int raise_stop(lua_State *L, lctx_hub *S, lctx_runrec *r, int from) {
   lctx_runs *R = runs_of(S);
-  r->raised = 1;
   top(R)->unwinding = 1;
   if (R->mode != LCTX_M_STOPPING) lctx_set_mode(S, LCTX_M_STOPPING);
   wrap_message_handlers(L, R, from);
@@ -258,7 +257,8 @@ static void chain(lctx_hub *S, lua_State *L, lua_Debug *ar) {
 
 /* Handler levels end when their frame returns; one whose frame went away by
 ** an error is noticed when its frame is reused, its caller returns, or its
-** thread has no frames left. */
+** thread has no frames left. A frame is known by lua_Debug's i_ci (in the
+** private part of every 5.4 lua.h), used as an identity only. */
 static int handler_event(lctx_hub *S, lua_State *L, lua_Debug *ar) {
   lctx_runs *R = runs_of(S);
   for (;;) {
@@ -536,7 +536,7 @@ int lctx_run(lua_State *L) {
 
 /* ---- setup ---- */
 
-static lua_CFunction real_pcall, real_xpcall;
+static lua_CFunction real_xpcall;
 static pthread_once_t catchers_once = PTHREAD_ONCE_INIT;
 
 /* The base library's own functions, from a state of our own: the globals of
@@ -545,9 +545,7 @@ static void find_catchers(void) {
   lua_State *P = luaL_newstate();
   if (!P) return;
   luaL_requiref(P, "_G", luaopen_base, 1);
-  lua_getfield(P, -1, "pcall");
-  real_pcall = lua_tocfunction(P, -1);
-  lua_getfield(P, -2, "xpcall");
+  lua_getfield(P, -1, "xpcall");
   real_xpcall = lua_tocfunction(P, -1);
   lua_close(P);
 }
@@ -555,7 +553,6 @@ static void find_catchers(void) {
 void lctx_runs_init(lua_State *L, lctx_hub *S) {
   lctx_runs *R = runs_of(S);
   pthread_once(&catchers_once, find_catchers);
-  R->pcall = real_pcall;
   R->xpcall = real_xpcall;
   R->lv = calloc(8, sizeof *R->lv);
   if (!R->lv) luaL_error(L, "ctx: %s", ctx_strerror(CTX_ENOMEM));
