@@ -32,7 +32,18 @@ ext = Extension(
     libraries=["rt"],
 )
 
+
+def version():
+    """CTX_VERSION_STRING from core/ctx.h: the version is written once."""
+    with open(os.path.join(here, "core", "ctx.h")) as f:
+        for line in f:
+            if line.startswith("#define CTX_VERSION_STRING"):
+                return line.split('"')[1]
+    raise RuntimeError("core/ctx.h has no CTX_VERSION_STRING")
+
+
 setup(
+    version=version(),
     package_dir={"": "python"},
     packages=["ctx"],
     package_data={"ctx": ["py.typed", "*.pyi"]},
