@@ -14,5 +14,5 @@ demo-c: $(B)/examples/demo
 demo-python: python-ext
 	@PYTHONPATH=$(CURDIR)/python timeout 60 $(PY) examples/python/workflow.py
 
-demo-lua: $(B)/lua/ctx.so
+demo-lua: $(B)/lua/ctx/core.so
 	@$(LUA_ENV) timeout 60 $(LUA) examples/lua/workflow.lua
