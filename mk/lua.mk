@@ -62,6 +62,10 @@ $(B)/lua/host-tsan: tests/lua/host/host.c $(call lua_objs,tsan)
 $(B)/lua/closer: tests/lua/host/closer.c
 	@mkdir -p $(@D)
 	$(CC) $(TOOL_CFLAGS) $(CFLAGS) -isystem $(LUA_INC) $< -o $@ -llua5.4 $(LDLIBS)
+# -rdynamic: the host exports its own ctx_now; the module must not bind to it
+$(B)/lua/interpose: tests/lua/host/interpose.c
+	@mkdir -p $(@D)
+	$(CC) $(TOOL_CFLAGS) $(CFLAGS) -rdynamic -isystem $(LUA_INC) $< -o $@ -llua5.4 $(LDLIBS) -ldl
 $(B)/lua/sigblock: tests/lua/host/sigblock.c
 	@mkdir -p $(@D)
 	$(CC) $(TOOL_CFLAGS) $(CFLAGS) $< -o $@
@@ -70,7 +74,7 @@ $(B)/lua/sigblock: tests/lua/host/sigblock.c
 lua: $(B)/lua/ctx/core.so
 
 LUA_BUILT := $(B)/lua/ctx/core.so $(B)/lua/nosig/ctx/core.so $(B)/lua/posix/ctx/core.so \
-  $(B)/lua/host $(B)/lua/host-tsan $(B)/lua/closer $(B)/lua/sigblock
+  $(B)/lua/host $(B)/lua/host-tsan $(B)/lua/closer $(B)/lua/sigblock $(B)/lua/interpose
 
 test-lua: test-lua-specs test-lua-hosts test-lua-rock
 
@@ -90,6 +94,7 @@ test-lua-hosts: $(LUA_BUILT)
 	$(call LUA_ENV,) timeout 120 $(B)/lua/host tests/lua/host/hammer.lua
 	$(call LUA_ENV,) LCTX_HOST_BLOCK=1 timeout 120 $(B)/lua/host tests/lua/host/blocked.lua
 	$(call LUA_ENV,) timeout 20 $(B)/lua/closer
+	$(call LUA_ENV,) timeout 20 $(B)/lua/interpose tests/lua/host/interpose.lua
 	@if command -v valgrind >/dev/null; then \
 	  echo "valgrind: tests/lua/host/leaks.lua, tests/lua/host/stops.lua"; \
 	  $(call LUA_ENV,) timeout 300 valgrind -q --error-exitcode=9 --leak-check=full \
