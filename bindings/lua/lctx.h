@@ -117,14 +117,18 @@ typedef struct lctx_level {
   int kind;                /* LCTX_LV_* */
   int unwinding;           /* a stop raised here has not been caught yet */
   int lifted;              /* a callback past its bound: the runs are in reach */
+  int64_t started;         /* callback levels: when the callback began */
   lua_State *hL;           /* handler levels: the handler's thread, and the */
   const void *hci, *cci;   /* frames of the handler and of its caller */
 } lctx_level;
 enum { LCTX_LV_BASE, LCTX_LV_CALLBACK, LCTX_LV_HANDLER };
 
-/* How long the stop of a run waits for an after_func callback running inside
-** it before the callback is stopped like the run's own code (seconds). */
+/* How long the stop of a run waits for the after_func callbacks running inside
+** it before the one running is stopped like the run's own code (seconds); a
+** callback always gets LCTX_CALLBACK_MIN of its own first, so one that had
+** just begun (a burst on a loaded machine) is never cut short at its start. */
 #define LCTX_CALLBACK_BOUND 0.1
+#define LCTX_CALLBACK_MIN 0.02
 
 typedef struct lctx_runs {
   lctx_runrec *runs;       /* the active runs, innermost first */

@@ -86,6 +86,8 @@ static int64_t hold_until(lctx_runs *R) {
   int64_t now = ctx_now();
   if (!R->stop_seen) R->stop_seen = now;
   int64_t until = R->stop_seen + (int64_t)(LCTX_CALLBACK_BOUND * 1e9);
+  int64_t own = top(R)->started + (int64_t)(LCTX_CALLBACK_MIN * 1e9);
+  if (own > until) until = own;
   if (now < until) return until;
   top(R)->lifted = 1;
   return 0;
@@ -109,7 +111,8 @@ static void update_mode(lctx_hub *S) {
 size_t lctx_level_push(lctx_hub *S) {
   lctx_runs *R = runs_of(S);
   size_t depth = R->nlv;
-  push_level(R, LCTX_LV_CALLBACK);
+  lctx_level *l = push_level(R, LCTX_LV_CALLBACK);
+  if (l) l->started = ctx_now();
   return depth;
 }
 

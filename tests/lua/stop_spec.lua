@@ -340,6 +340,35 @@ describe("after_func callbacks inside a run", function()
     ]], "bounded\n")
   end)
 
+  it("a burst of quick ones past the bound: none is cut at its start, none lost", function()
+    -- 40 callbacks of 5 ms each, delivered inside a stopped run: the one
+    -- running when the bound passes still gets time of its own, the rest
+    -- wait for the run to return; all of them run, to their end
+    child([[
+      local ctx = require "ctx"
+      local bg = ctx.background()
+      local n, started, finished = 40, 0, 0
+      local c, cancel = ctx.with_cancel(bg)
+      for _ = 1, n do
+        ctx.after_func(c, function()
+          started = started + 1
+          local t = ctx.now() + 0.005
+          while ctx.now() < t do end
+          finished = finished + 1
+        end)
+      end
+      -- the run's context ends while the callbacks run inside cancel()
+      local ok, err = ctx.run(ctx.with_timeout(bg, 0.03), function()
+        cancel()
+        while true do end
+      end)
+      assert(ok == false and err == ctx.deadline_exceeded, tostring(err))
+      c:done()       -- a call into ctx: what waited runs now
+      assert(started == finished, started .. " started, " .. finished .. " finished")
+      print(finished)
+    ]], "40\n")
+  end)
+
   it("one that ends in time runs to its end, inside the cancel call", function()
     local c, cancel = ctx.with_cancel(bg)
     local steps = {}
