@@ -33,6 +33,12 @@ ext = Extension(
 )
 
 
+# release builds carry no debug info (a wheel is what users install);
+# CTX_DEBUG_INFO=1 keeps it for a developer's debugger
+if os.environ.get("CTX_DEBUG_INFO") != "1":
+    ext.extra_compile_args.append("-g0")
+
+
 def version():
     """CTX_VERSION_STRING from core/ctx.h: the version is written once."""
     with open(os.path.join(here, "core", "ctx.h")) as f:
