@@ -32,7 +32,7 @@ FLAGS_STAMP := $(B)/.flags-$(shell echo '$(CORE_CFLAGS) $(CC)' | cksum | cut -d'
 $(FLAGS_STAMP):
 	@mkdir -p $(B) && rm -f $(B)/.flags-* && touch $@
 
-.PHONY: all deps test bench demo fuzz install uninstall clean
+.PHONY: all deps deps-demo test bench demo fuzz install uninstall clean
 all: $(B)/libctx.a $(B)/libctx.so
 
 $(B)/core/%.o: core/%.c $(CORE_HDR) $(FLAGS_STAMP)
@@ -56,7 +56,9 @@ $(B)/libctx.so: $(CORE_OBJ)
 	$(CC) -shared -Wl,-soname,libctx.so.0 -o $@ $^ $(LDLIBS)
 
 deps:
-	@bash .ci/deps.sh
+	@PY=$(PY) bash .ci/deps.sh test
+deps-demo:
+	@PY=$(PY) bash .ci/deps.sh demo
 
 # mk/<area>.mk appends its targets to these lists (recipes expand them late)
 TEST_TARGETS :=
@@ -74,7 +76,7 @@ bench: deps
 	@set -e; for t in $(BENCH_TARGETS); do \
 	  echo "== $$t"; $(MAKE) --no-print-directory WERROR=-Werror $$t; done
 
-demo: deps
+demo: deps-demo
 	@set -e; for t in $(DEMO_TARGETS); do $(MAKE) --no-print-directory WERROR=-Werror $$t; done
 
 fuzz: deps
