@@ -32,12 +32,32 @@ ext = Extension(
     define_macros=macros,
     extra_compile_args=["-std=c11", "-Wall", "-Wextra", *werror,
                         "-Wno-missing-field-initializers", "-Wno-cast-function-type",
-                        "-pthread", "-O2"],
+                        "-pthread", "-O2",
+                        # the module exports PyInit__ctx and nothing else: the
+                        # core inside it can never bind to a host's symbols
+                        "-fvisibility=hidden"],
     extra_link_args=["-pthread"],
     libraries=libraries,
 )
 
+
+# release builds carry no debug info (a wheel is what users install);
+# CTX_DEBUG_INFO=1 keeps it for a developer's debugger
+if os.environ.get("CTX_DEBUG_INFO") != "1":
+    ext.extra_compile_args.append("-g0")
+
+
+def version():
+    """CTX_VERSION_STRING from core/ctx.h: the version is written once."""
+    with open(os.path.join(here, "core", "ctx.h")) as f:
+        for line in f:
+            if line.startswith("#define CTX_VERSION_STRING"):
+                return line.split('"')[1]
+    raise RuntimeError("core/ctx.h has no CTX_VERSION_STRING")
+
+
 setup(
+    version=version(),
     package_dir={"": "python"},
     packages=["ctx"],
     package_data={"ctx": ["py.typed", "*.pyi"]},

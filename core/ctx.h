@@ -241,30 +241,33 @@ CTX_API int ctx_expire(ctx_t *c);
 ** means no timeout) or a signal handler runs (CTX_EINTR). */
 CTX_API int ctx_wait(const ctx_t *c, int64_t timeout_ns);
 /* Blocks until one of nc contexts is done or one of nfd descriptors is
-** readable (or has hung up), at most timeout_ns (negative: no limit). CTX_OK
+** readable (or has hung up, or is not open), at most timeout_ns (negative: no limit). CTX_OK
 ** sets *which: i < nc for cs[i] (the lowest such index), nc + j for fds[j].
 ** Any number of each; NULL entries in cs are ignored. CTX_ETIMEDOUT,
 ** CTX_EINTR, CTX_ENOMEM (more than a few contexts need memory), CTX_EMFILE. */
 CTX_API int ctx_wait_any(ctx_t *const *cs, size_t nc, const int *fds, size_t nfd,
                          int64_t timeout_ns, size_t *which);
+/* Or this into an entry of fds to wait until it is writable instead. */
+#define CTX_FD_WRITE 0x40000000
 /* A file descriptor that becomes readable when c is done and stays readable
 ** (never read from it). Made on first request, owned by c (closed when c is
 ** freed); shared by c's value descendants. After fork() the child gets a
 ** descriptor of its own under the same number, so a cancel on one side never
 ** makes the other side's readable. Negative CTX_E* on failure. */
 CTX_API int ctx_fd(ctx_t *c);
-/* Waits until the thread that ended c has handed every after_func of c's
-** subtree to its executor and has ended the whole subtree. Returns at once if
-** c is not done or that already happened (then it is one atomic load). */
+/* Waits until the thread that ended c has ended c's whole subtree and handed
+** every after_func of it to its executor. Returns at once if c is not done or
+** that already happened (then it is one atomic load). Not from a callback
+** that an inline executor runs for the same ending (it would wait for itself). */
 CTX_API void ctx_settle(const ctx_t *c);
 
 /* ---- after_func ---- */
 
 /* AfterFunc: arranges for fn(arg) to run once after c is done (at once if it
 ** is), on `ex`; NULL picks the core's own executor: a pool of threads that
-** grows when every thread is busy (as Go gives each AfterFunc its own
-** goroutine, a callback that blocks never starves another), never the timer
-** thread. `release` (may be NULL) is called on arg after fn ran or once it was
+** grows when every thread is busy, up to 256 (as Go gives each AfterFunc its
+** own goroutine, a callback that blocks never starves another), never the
+** timer thread. `release` (may be NULL) is called on arg after fn ran or once it was
 ** stopped. A pending registration keeps c alive. If stop is not NULL, *stop
 ** gets a handle for ctx_after_stop that must be freed with ctx_after_free.
 ** On failure nothing is taken; CTX_EAGAIN when the default executor has no
@@ -316,6 +319,12 @@ CTX_API int ctx_queue_pending(const ctx_queue_t *q);
 CTX_API size_t ctx_queue_idle(const ctx_queue_t *q);
 /* A descriptor readable while tasks wait (for ctx_wait_any), or CTX_E*. */
 CTX_API int ctx_queue_fd(ctx_queue_t *q);
+/* Calls fn(arg) each time a task arrives in the empty queue, on the thread
+** that queued it (the timer thread included), with no lock held: for a
+** consumer that polls no descriptor (a busy interpreter), fn must only wake
+** it (a flag, a signal) and return. fn NULL stops the calls; once this
+** returns, no call of the previous fn is running or will start. */
+CTX_API void ctx_queue_set_notify(ctx_queue_t *q, void (*fn)(void *arg), void *arg);
 /* Closes the queue: queued and later tasks are discarded, the after_funcs
 ** still registered with it are stopped, blocked consumers get CTX_ECLOSED,
 ** and the caller's reference is dropped. */

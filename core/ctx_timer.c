@@ -1,10 +1,5 @@
-/* ctx_timer.c — clocks and the one timer thread: a binary heap of deadlines on
+/* ctx_timer.c — the one timer thread: a binary heap of deadlines on
 ** CLOCK_MONOTONIC, started on first need and restarted after fork(). */
-#include <dlfcn.h>
-#include <math.h>
-#include <pthread.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <string.h>
 #include <time.h>
 #include "ctx_int.h"
@@ -19,85 +14,7 @@ static struct {
 } T = { .mu = PTHREAD_MUTEX_INITIALIZER, .sleep_until = CTX_FOREVER };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static int64_t wall_offset;  /* realtime - monotonic, fixed per process */
-
-/* ---- clocks ---- */
-
-static int64_t clock_ns(clockid_t id) {
-  struct timespec ts;
-  clock_gettime(id, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t ctx_now(void) { return clock_ns(CLOCK_MONOTONIC); }
-
-double ctx_wall_now(void) { return (double)clock_ns(CLOCK_REALTIME) / 1e9; }
-
-static void fix_offset(void) {
-  int64_t m1 = clock_ns(CLOCK_MONOTONIC), r = clock_ns(CLOCK_REALTIME),
-          m2 = clock_ns(CLOCK_MONOTONIC);
-  wall_offset = r - (m1 + (m2 - m1) / 2);
-}
-static pthread_once_t offset_once = PTHREAD_ONCE_INIT;
-
-int64_t ctx_seconds_to_ns(double s) {
-  if (isnan(s) || s >= 9.2e9) return CTX_FOREVER;
-  if (s <= -9.2e9) return -CTX_FOREVER;
-  return (int64_t)ceill((long double)s * 1e9L);
-}
-
-int64_t ctx_wall_to_mono(double s) {
-  pthread_once(&offset_once, fix_offset);
-  int64_t ns = ctx_seconds_to_ns(s);
-  if (ns == CTX_FOREVER) return CTX_FOREVER;
-  if (ns == -CTX_FOREVER) return -CTX_FOREVER;
-  int64_t m;
-  if (__builtin_sub_overflow(ns, wall_offset, &m)) return ns < 0 ? -CTX_FOREVER : CTX_FOREVER - 1;
-  return m == CTX_FOREVER ? CTX_FOREVER - 1 : m;
-}
-
-int64_t ctx__mono_to_wall_ns(int64_t m) {
-  pthread_once(&offset_once, fix_offset);
-  int64_t w;  /* saturates: deadlines centuries away must not overflow */
-  if (__builtin_add_overflow(m, wall_offset, &w)) return m < 0 ? INT64_MIN : INT64_MAX;
-  return w;
-}
-
-double ctx_mono_to_wall(int64_t m) {
-  pthread_once(&offset_once, fix_offset);
-  if (m == CTX_FOREVER) return INFINITY;
-  return (double)(((long double)m + (long double)wall_offset) / 1e9L);
-}
-
-/* ---- threads ---- */
-
-/* Our threads run our code until the process ends: if the core was loaded
-** with dlopen() (a Python or Lua module), unloading it would leave them in
-** unmapped code. Pin the object that holds us; a no-op when linked in. */
-static void pin_self(void) {
-  Dl_info info;
-  if (dladdr((void *)pin_self, &info) && info.dli_fname) {
-    void *h = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-    (void)h;  /* never closed: that is the point */
-  }
-}
-static pthread_once_t pin_once = PTHREAD_ONCE_INIT;
-
-int ctx__spawn(void *(*fn)(void *), void *arg) {
-  pthread_once(&pin_once, pin_self);
-  pthread_t t;
-  pthread_attr_t attr;
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);  /* the new thread inherits it */
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 256 * 1024);
-  int rc = pthread_create(&t, &attr, fn, arg);
-  pthread_attr_destroy(&attr);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  return rc == 0 ? CTX_OK : CTX_ENOMEM;
-}
+_Atomic int ctx__timer_stall;
 
 /* ---- the heap (T.mu held) ---- */
 
@@ -144,80 +61,57 @@ static void remove_at(uint32_t i) {
 
 /* ---- the thread ---- */
 
+/* One expired node at a time, left in the heap until its walk takes it out
+** (end_node removes it, inside the fork gate): a fork in between finds it
+** there, and the child's timer fires it. And one walk at a time: a thread
+** never has two walks waiting for others, so walks cannot wait in a circle. */
 static void *timer_main(void *arg) {
   (void)arg;
-  /* the default 50 us slack would make every deadline fire that much late */
-  prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+  ctx__thread_set_slack();
   pthread_mutex_lock(&T.mu);
   for (;;) {
-    ctx_t *batch[64];
-    int nb = 0;
-    T.sleep_until = 0;
-    int64_t now = ctx_now();
-    while (T.n && T.heap[0]->deadline <= now && nb < 64) {
-      ctx_t *c = T.heap[0];
-      /* ref before removal: a destructor that sees the slot cleared frees c
-      ** without taking our lock, so we must be done with c by then */
-      if (ctx__try_ref(c)) batch[nb++] = c;  /* else its destructor waits */
-      remove_at(0);
-    }
-    if (nb) {
-      /* callbacks never run here: ctx__cancel only hands them to executors */
+    if (atomic_load_explicit(&ctx__timer_stall, memory_order_relaxed)) {
       pthread_mutex_unlock(&T.mu);
-      for (int i = 0; i < nb; i++) {
-        ctx__cancel(batch[i], CTX_ERR_DEADLINE, NULL, 1);
-        ctx_unref(batch[i]);
+      nanosleep(&(struct timespec){ 0, 1000000 }, NULL);   /* tests: a late timer */
+      pthread_mutex_lock(&T.mu);
+      continue;
+    }
+    T.sleep_until = 0;
+    if (T.n && T.heap[0]->deadline <= ctx_now()) {
+      ctx_t *c = T.heap[0];
+      /* a destructor that sees the slot cleared frees c without our lock: a
+      ** dying node is only taken out, and ours is done with c first */
+      if (!ctx__try_ref(c)) {
+        remove_at(0);
+        continue;
       }
+      pthread_mutex_unlock(&T.mu);
+      /* callbacks never run here: the walk only hands them to executors */
+      ctx__cancel(c, CTX_ERR_DEADLINE, NULL, 1);
+      ctx_unref(c);
       pthread_mutex_lock(&T.mu);
       continue;
     }
     T.sleep_until = T.n ? T.heap[0]->deadline : CTX_FOREVER;
-    if (T.sleep_until == CTX_FOREVER) {
-      pthread_cond_wait(&T.cv, &T.mu);
-    } else {
-      struct timespec ts = { (time_t)(T.sleep_until / 1000000000),
-                             (long)(T.sleep_until % 1000000000) };
-      pthread_cond_timedwait(&T.cv, &T.mu, &ts);
-    }
+    ctx__cond_wait_until(&T.cv, &T.mu, T.sleep_until);
   }
   return NULL;
 }
 
-static void init_cond(void) {
-  pthread_condattr_t a;
-  pthread_condattr_init(&a);
-  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-  pthread_cond_init(&T.cv, &a);
-  pthread_condattr_destroy(&a);
-}
-
-static void atfork_prepare(void) { pthread_mutex_lock(&T.mu); }
-static void atfork_parent(void) { pthread_mutex_unlock(&T.mu); }
-static void atfork_child(void) {
-  /* the thread did not survive the fork: reset, and restart if deadlines wait */
-  pthread_mutex_init(&T.mu, NULL);
-  init_cond();
-  T.started = 0;
-  T.sleep_until = CTX_FOREVER;
-  if (T.n && ctx__spawn(timer_main, NULL) == CTX_OK) T.started = 1;
-}
-
-static void init_once(void) {
-  init_cond();
-  pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-}
+static void init_once(void) { ctx__cond_init(&T.cv); }
 
 int ctx__timer_add(ctx_t *c) {
   pthread_once(&once, init_once);
   pthread_mutex_lock(&T.mu);
+  int rc = CTX_OK;
   if (!T.started) {
-    if (ctx__spawn(timer_main, NULL) != CTX_OK) goto nomem;
+    if ((rc = ctx__spawn(timer_main, NULL)) != CTX_OK) goto out;
     T.started = 1;
   }
   if (T.n == T.cap) {
     uint32_t cap = T.cap ? T.cap * 2 : 64;
     ctx_t **h = ctx__alloc(cap * sizeof *h);
-    if (!h) goto nomem;
+    if (!h) { rc = CTX_ENOMEM; goto out; }
     if (T.n) memcpy(h, T.heap, T.n * sizeof *h);
     ctx__free_mem(T.heap);
     T.heap = h;
@@ -234,11 +128,9 @@ int ctx__timer_add(ctx_t *c) {
     /* wake the thread only if it would sleep past the new deadline */
     pthread_cond_signal(&T.cv);
   }
+out:
   pthread_mutex_unlock(&T.mu);
-  return CTX_OK;
-nomem:
-  pthread_mutex_unlock(&T.mu);
-  return CTX_ENOMEM;
+  return rc;
 }
 
 void ctx__timer_remove(ctx_t *c) {
@@ -251,10 +143,27 @@ void ctx__timer_remove(ctx_t *c) {
   pthread_mutex_unlock(&T.mu);
 }
 
+/* ---- fork (called by ctx_fork.c, after the gate is drained) ---- */
+
+void ctx__timer_atfork_prepare(void) { pthread_mutex_lock(&T.mu); }
+void ctx__timer_atfork_parent(void) { pthread_mutex_unlock(&T.mu); }
+void ctx__timer_atfork_child(void) {
+  /* the thread did not survive the fork: reset, and restart if deadlines
+  ** wait (if it cannot start, the next deadline added tries again, and
+  ** waits fire passed deadlines themselves meanwhile) */
+  pthread_mutex_init(&T.mu, NULL);
+  ctx__cond_init(&T.cv);
+  T.started = 0;
+  T.sleep_until = CTX_FOREVER;
+  if (T.n && ctx__spawn(timer_main, NULL) == CTX_OK) T.started = 1;
+}
+
 /* ---- firing from other threads ---- */
 
 int ctx_expire(ctx_t *c) {
-  if (!c || ctx_done(c) || c->deadline == CTX_FOREVER || c->deadline > ctx_now())
+  if (!c) return CTX_EINVAL;
+  CTX__CHECK(c);
+  if (ctx_done(c) || c->deadline == CTX_FOREVER || c->deadline > ctx_now())
     return 0;
   /* the outermost owner: ending it ends every node below with its cause, as
   ** when its timer fires first; nodes above it have later deadlines */

@@ -1,8 +1,8 @@
-/* ctx_tree.c — the context tree: creation, cancellation flowing to children,
-** reference counting, values, causes and queries. */
+/* ctx_tree.c — the context tree: creation, references, values, causes and
+** queries; cancellation walks the subtree in ctx_cancel.c. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include "ctx_int.h"
 
 static void *(*alloc_fn)(size_t) = malloc;
@@ -16,14 +16,27 @@ void ctx_set_allocator(void *(*alloc)(size_t), void (*dealloc)(void *)) {
 void *ctx__alloc(size_t n) { return alloc_fn(n); }
 void ctx__free_mem(void *p) { if (p) dealloc_fn(p); }
 
+#ifdef CTX_DEBUG
+#define ROOT_MAGIC , .magic = CTX__MAGIC
+void ctx__check_alive(const ctx_t *c) {
+  if (c->magic == CTX__MAGIC) return;
+  fprintf(stderr, "ctx: use of a freed context %p (one ctx_unref too many?)\n", (void *)c);
+  abort();
+}
+#else
+#define ROOT_MAGIC
+#endif
+
 #define ROOT(name, k) static ctx_t name = { .refs = 1, .kind = (k), \
   .flags = CTX__STATIC, .fd = -1, .slot = CTX__NO_SLOT, \
-  .deadline = CTX_FOREVER, .canc = &name }
+  .deadline = CTX_FOREVER, .canc = &name ROOT_MAGIC }
 ROOT(background_node, CTX_KIND_BACKGROUND);
 ROOT(todo_node, CTX_KIND_TODO);
 
 ctx_t *ctx_background(void) { return &background_node; }
 ctx_t *ctx_todo(void) { return &todo_node; }
+
+const char *ctx_version(void) { return CTX_VERSION_STRING; }
 
 const char *ctx_err_string(ctx_err_t err) {
   switch (err) {
@@ -37,9 +50,12 @@ const char *ctx_strerror(int code) {
   switch (code) {
     case CTX_OK: return "success";
     case CTX_EINTR: return "interrupted by a signal";
+    case CTX_ECHILD: return "no such child process";
+    case CTX_EAGAIN: return "no thread could be started";
     case CTX_ENOMEM: return "out of memory";
     case CTX_EINVAL: return "invalid argument";
     case CTX_EMFILE: return "no file descriptor available";
+    case CTX_ECLOSED: return "queue closed";
     case CTX_ETIMEDOUT: return "timed out";
     default: return "unknown error";
   }
@@ -48,7 +64,9 @@ const char *ctx_strerror(int code) {
 /* ---- references ---- */
 
 ctx_t *ctx_ref(ctx_t *c) {
-  if (c && !(c->flags & CTX__STATIC))
+  if (!c) return NULL;
+  CTX__CHECK(c);
+  if (!(c->flags & CTX__STATIC))
     atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
   return c;
 }
@@ -63,20 +81,6 @@ int ctx__try_ref(ctx_t *c) {
   return 0;
 }
 
-static ctx__cause_t *cause_new(void *obj, ctx_release_fn release) {
-  ctx__cause_t *z = ctx__alloc(sizeof *z);
-  if (!z) return NULL;
-  atomic_init(&z->refs, 1);
-  z->obj = obj;
-  z->release = release;
-  return z;
-}
-
-static ctx__cause_t *cause_ref(ctx__cause_t *z) {
-  if (z) atomic_fetch_add_explicit(&z->refs, 1, memory_order_relaxed);
-  return z;
-}
-
 void ctx__cause_unref(ctx__cause_t *z) {
   if (!z || atomic_fetch_sub_explicit(&z->refs, 1, memory_order_acq_rel) != 1)
     return;
@@ -84,38 +88,39 @@ void ctx__cause_unref(ctx__cause_t *z) {
   ctx__free_mem(z);
 }
 
-/* Unlinks c from link's child list; the caller holds link->lock. */
-static void unlink_child(ctx_t *link, ctx_t *c) {
-  if (c->u.c.prev) c->u.c.prev->u.c.next = c->u.c.next;
-  else link->children = c->u.c.next;
-  if (c->u.c.next) c->u.c.next->u.c.prev = c->u.c.prev;
-  atomic_store_explicit(&c->linked, 0, memory_order_relaxed);
-}
-
 /* Once unlinked a node is never linked again, so seeing 0 here (acquire,
-** paired with end_node's release) lets us skip the parent's lock. */
-static void detach_from_link(ctx_t *c) {
+** paired with the canceler's release) lets us skip the parent's lock. */
+void ctx__detach_from_link(ctx_t *c) {
   if (!atomic_load_explicit(&c->linked, memory_order_acquire)) return;
   ctx_t *link = c->parent->canc;  /* where attach() linked it */
   ctx__lock(&link->lock);
-  if (atomic_load_explicit(&c->linked, memory_order_relaxed)) unlink_child(link, c);
+  if (atomic_load_explicit(&c->linked, memory_order_relaxed)) {
+    if (c->u.c.prev) c->u.c.prev->u.c.next = c->u.c.next;
+    else link->u.c.children = c->u.c.next;
+    if (c->u.c.next) c->u.c.next->u.c.prev = c->u.c.prev;
+    atomic_store_explicit(&c->linked, 0, memory_order_relaxed);
+  }
   ctx__unlock(&link->lock);
 }
 
 static void destroy(ctx_t *c) {
   if (c->flags & CTX__CANCELABLE) {
-    detach_from_link(c);
+    ctx__detach_from_link(c);
     if (c->flags & CTX__TIMER) ctx__timer_remove(c);
     ctx__cause_unref(c->u.c.cause);
   } else if (c->kind == CTX_KIND_VALUE && c->u.v.release) {
     c->u.v.release(c->u.v.key);
     c->u.v.release(c->u.v.val);
   }
-  if (c->fd >= 0) close(c->fd);
+  if (c->fd >= 0) ctx__fd_close(c->fd);
+#ifdef CTX_DEBUG
+  memset(c, 0x5a, sizeof *c);   /* poison: magic no longer matches */
+#endif
   ctx__free_mem(c);
 }
 
 void ctx_unref(ctx_t *c) {
+  if (c) CTX__CHECK(c);
   /* a loop, not recursion: dropping the leaf of a long chain frees the chain */
   while (c && !(c->flags & CTX__STATIC)) {
     if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
@@ -143,6 +148,9 @@ static ctx_t *node_new(ctx_t *parent, ctx_kind_t kind) {
   c->parent = kind == CTX_KIND_CANCEL || kind == CTX_KIND_DEADLINE ? parent : ctx_ref(parent);
   c->deadline = parent->deadline;
   c->canc = c;
+#ifdef CTX_DEBUG
+  c->magic = CTX__MAGIC;
+#endif
   return c;
 }
 
@@ -155,17 +163,21 @@ static int attach(ctx_t *c, ctx_t *parent) {
   if (!(link->flags & CTX__CANCELABLE)) return 1;  /* ancestors never end */
   ctx__lock(&link->lock);
   if (link == parent) atomic_fetch_add_explicit(&parent->refs, 1, memory_order_relaxed);
-  uint32_t err = atomic_load_explicit(&link->state, memory_order_relaxed) & CTX__ERRMASK;
+  uint32_t st = atomic_load_explicit(&link->state, memory_order_relaxed);
+  uint32_t err = st & CTX__ERRMASK;
   ctx__cause_t *pending = NULL;
   if (err) {
+    /* born done: nothing below it yet, and no callback: settled at once */
     pending = c->u.c.cause;
-    c->u.c.cause = cause_ref(link->u.c.cause);
-    atomic_store_explicit(&c->state, err, memory_order_release);
+    c->u.c.cause = link->u.c.cause;
+    if (c->u.c.cause) atomic_fetch_add_explicit(&c->u.c.cause->refs, 1, memory_order_relaxed);
+    atomic_store_explicit(&c->state, err | CTX__SETTLED | CTX__HANDED | ctx__gen_bits(),
+                          memory_order_release);
   } else {
     c->u.c.prev = NULL;
-    c->u.c.next = link->children;
+    c->u.c.next = link->u.c.children;
     if (c->u.c.next) c->u.c.next->u.c.prev = c;
-    link->children = c;
+    link->u.c.children = c;
     atomic_store_explicit(&c->linked, 1, memory_order_relaxed);
   }
   ctx__unlock(&link->lock);
@@ -175,6 +187,7 @@ static int attach(ctx_t *c, ctx_t *parent) {
 
 int ctx_with_cancel(ctx_t *parent, ctx_t **out) {
   if (!parent || !out) return CTX_EINVAL;
+  CTX__CHECK(parent);
   ctx_t *c = node_new(parent, CTX_KIND_CANCEL);
   if (!c) return CTX_ENOMEM;
   c->flags = CTX__CANCELABLE;
@@ -183,10 +196,21 @@ int ctx_with_cancel(ctx_t *parent, ctx_t **out) {
   return CTX_OK;
 }
 
+static ctx__cause_t *cause_new(void *obj, ctx_release_fn release) {
+  ctx__cause_t *z = ctx__alloc(sizeof *z);
+  if (!z) return NULL;
+  atomic_init(&z->refs, 1);
+  z->obj = obj;
+  z->release = release;
+  z->next = NULL;
+  return z;
+}
+
 int ctx_with_deadline_cause(ctx_t *parent, int64_t deadline, void *cause,
                             ctx_release_fn release, ctx_t **out) {
   ctx__cause_t *pending = NULL;
   if (!parent || !out) return CTX_EINVAL;
+  CTX__CHECK(parent);
   if (deadline == CTX_FOREVER || parent->deadline < deadline) {
     /* the parent ends first anyway: Go returns a plain WithCancel, and the
     ** cause can never be reported, so the core drops it (it owns it now) */
@@ -201,9 +225,10 @@ int ctx_with_deadline_cause(ctx_t *parent, int64_t deadline, void *cause,
   c->deadline = deadline;
   c->u.c.cause = pending;
   if (attach(c, parent)) {
+    int rc;
     if (deadline <= ctx_now()) {
       ctx__cancel(c, CTX_ERR_DEADLINE, NULL, 1);
-    } else if (ctx__timer_add(c) != CTX_OK) {
+    } else if ((rc = ctx__timer_add(c)) != CTX_OK) {
       /* the caller keeps the cause on failure: take it back, unless the
       ** parent ended c meanwhile (then c needs no timer and we succeed) */
       ctx__lock(&c->lock);
@@ -213,7 +238,7 @@ int ctx_with_deadline_cause(ctx_t *parent, int64_t deadline, void *cause,
       if (!done) {
         ctx__free_mem(pending);
         ctx_unref(c);
-        return CTX_ENOMEM;
+        return rc;
       }
     }
   }
@@ -225,20 +250,15 @@ int ctx_with_deadline(ctx_t *parent, int64_t deadline, ctx_t **out) {
   return ctx_with_deadline_cause(parent, deadline, NULL, NULL, out);
 }
 
-static int64_t deadline_after(int64_t timeout_ns) {
-  int64_t now = ctx_now();
-  if (timeout_ns >= CTX_FOREVER - now) return CTX_FOREVER;
-  return now + timeout_ns;
-}
-
 int ctx_with_timeout_cause(ctx_t *parent, int64_t timeout_ns, void *cause,
                            ctx_release_fn release, ctx_t **out) {
-  return ctx_with_deadline_cause(parent, deadline_after(timeout_ns), cause,
+  return ctx_with_deadline_cause(parent, ctx_deadline_from_timeout(timeout_ns), cause,
                                  release, out);
 }
 
 int ctx_with_timeout(ctx_t *parent, int64_t timeout_ns, ctx_t **out) {
-  return ctx_with_deadline_cause(parent, deadline_after(timeout_ns), NULL, NULL, out);
+  return ctx_with_deadline_cause(parent, ctx_deadline_from_timeout(timeout_ns), NULL,
+                                 NULL, out);
 }
 
 int ctx_with_value(ctx_t *parent, void *key, void *value, ctx_release_fn release,
@@ -246,6 +266,7 @@ int ctx_with_value(ctx_t *parent, void *key, void *value, ctx_release_fn release
   ctx_t *c = NULL;
   int rc = CTX_EINVAL;
   if (parent && key && out) {
+    CTX__CHECK(parent);
     rc = CTX_ENOMEM;
     c = node_new(parent, CTX_KIND_VALUE);
   }
@@ -260,6 +281,7 @@ int ctx_with_value(ctx_t *parent, void *key, void *value, ctx_release_fn release
 
 int ctx_without_cancel(ctx_t *parent, ctx_t **out) {
   if (!parent || !out) return CTX_EINVAL;
+  CTX__CHECK(parent);
   ctx_t *c = node_new(parent, CTX_KIND_WITHOUT_CANCEL);
   if (!c) return CTX_ENOMEM;
   c->deadline = CTX_FOREVER;
@@ -267,86 +289,17 @@ int ctx_without_cancel(ctx_t *parent, ctx_t **out) {
   return CTX_OK;
 }
 
-/* ---- cancellation ---- */
-
-typedef struct { ctx_t *head, *tail; } queue_t;
-
-/* Ends one node under its lock. Children still alive are queued (their
-** sibling links are free once unlinked); pending after_funcs are dispatched
-** once the lock is released. Returns 0 if c was already done. */
-static int end_node(ctx_t *c, uint32_t err, ctx__cause_t **cause, int use_pending,
-                    queue_t *q) {
-  ctx__cause_t *drop = NULL;
-  ctx__lock(&c->lock);
-  if (atomic_load_explicit(&c->state, memory_order_relaxed) & CTX__ERRMASK) {
-    ctx__unlock(&c->lock);
-    return 0;
-  }
-  if (use_pending) {
-    *cause = c->u.c.cause;
-  } else {
-    drop = c->u.c.cause;
-    c->u.c.cause = cause_ref(*cause);
-  }
-  for (ctx_t *k = c->children, *next; k; k = next) {
-    next = k->u.c.next;
-    if (ctx__try_ref(k)) {   /* a dying child is left to its destructor */
-      k->u.c.next = NULL;
-      if (q->tail) q->tail->u.c.next = k; else q->head = k;
-      q->tail = k;
-    }
-    /* last touch of a dying k: its destructor may free it once it sees 0 */
-    atomic_store_explicit(&k->linked, 0, memory_order_release);
-  }
-  c->children = NULL;
-  ctx_after_t *afters = c->u.c.afters;
-  c->u.c.afters = NULL;
-  for (ctx_after_t *a = afters; a; a = a->next) {
-    a->linked = 0;
-    atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed);
-  }
-  uint32_t old = atomic_fetch_or_explicit(&c->state, err, memory_order_release);
-  if (c->fd >= 0) {
-    uint64_t one = 1;
-    ssize_t n = write(c->fd, &one, sizeof one);
-    (void)n;  /* cannot fail: the counter never nears overflow */
-  }
-  ctx__unlock(&c->lock);
-  if (old & CTX__WAITERS) ctx__futex_wake_all(&c->state);
-  if (c->flags & CTX__TIMER) ctx__timer_remove(c);
-  ctx__cause_unref(drop);
-  /* last: an inline executor runs user code here */
-  for (ctx_after_t *a = afters, *next; a; a = next) {
-    next = a->next;
-    ctx__after_dispatch(a);
-    ctx__after_unref(a);
-  }
-  return 1;
-}
-
-int ctx__cancel(ctx_t *root, uint32_t err, ctx__cause_t *cause, int use_pending) {
-  queue_t q = { NULL, NULL };
-  if (!end_node(root, err, &cause, use_pending, &q)) return 0;
-  detach_from_link(root);
-  /* breadth first, iteratively: a chain a million deep must not overflow the
-  ** stack. Every queued node holds a reference taken under its parent's lock;
-  ** root holds the cause box alive while descendants take their own refs. */
-  while (q.head) {
-    ctx_t *k = q.head;
-    q.head = k->u.c.next;
-    if (!q.head) q.tail = NULL;
-    end_node(k, err, &cause, 0, &q);
-    ctx_unref(k);
-  }
-  return 1;
-}
+/* ---- cancel entry points (the walk is in ctx_cancel.c) ---- */
 
 int ctx_cancel(ctx_t *c) {
-  if (!c || !(c->flags & CTX__CANCELABLE)) return CTX_EINVAL;
+  if (!c) return CTX_EINVAL;
+  CTX__CHECK(c);
+  if (!(c->flags & CTX__CANCELABLE)) return CTX_EINVAL;
   return ctx__cancel(c, CTX_ERR_CANCELED, NULL, 0);
 }
 
 int ctx_cancel_cause(ctx_t *c, void *cause, ctx_release_fn release) {
+  if (c) CTX__CHECK(c);
   if (!c || !(c->flags & CTX__CANCELABLE)) {
     if (cause && release) release(cause);
     return CTX_EINVAL;
@@ -354,6 +307,7 @@ int ctx_cancel_cause(ctx_t *c, void *cause, ctx_release_fn release) {
   if (!cause) return ctx_cancel(c);
   if (ctx_done(c)) {  /* the first cancellation won: nothing to record */
     if (release) release(cause);
+    ctx__settle_wait(c, CTX__SETTLED);
     return 0;
   }
   ctx__cause_t *z = cause_new(cause, release);
@@ -371,14 +325,17 @@ int ctx_cancel_cause(ctx_t *c, void *cause, ctx_release_fn release) {
 /* ---- queries ---- */
 
 int ctx_done(const ctx_t *c) {
+  if (!c) return CTX_EINVAL;
   return (atomic_load_explicit(&c->canc->state, memory_order_acquire) & CTX__ERRMASK) != 0;
 }
 
 ctx_err_t ctx_err(const ctx_t *c) {
+  if (!c) return CTX_ERR_INVALID;
   return (ctx_err_t)(atomic_load_explicit(&c->canc->state, memory_order_acquire) & CTX__ERRMASK);
 }
 
 void *ctx_cause(const ctx_t *c) {
+  if (!c) return NULL;
   const ctx_t *k = c->canc;
   if (!(atomic_load_explicit(&k->state, memory_order_acquire) & CTX__ERRMASK))
     return NULL;
@@ -387,6 +344,7 @@ void *ctx_cause(const ctx_t *c) {
 }
 
 int ctx_deadline(const ctx_t *c, int64_t *deadline) {
+  if (!c) return CTX_EINVAL;
   if (c->deadline == CTX_FOREVER) return 0;
   if (deadline) *deadline = c->deadline;
   return 1;
@@ -394,6 +352,8 @@ int ctx_deadline(const ctx_t *c, int64_t *deadline) {
 
 int ctx_value(const ctx_t *c, const void *key, ctx_key_eq_fn eq, void *ud,
               void **value) {
+  if (!c) return CTX_EINVAL;
+  CTX__CHECK(c);
   for (; c; c = c->parent) {
     if (c->kind != CTX_KIND_VALUE) continue;
     int r = eq ? eq(key, c->u.v.key, ud) : key == c->u.v.key;
@@ -406,19 +366,43 @@ int ctx_value(const ctx_t *c, const void *key, ctx_key_eq_fn eq, void *ud,
   return 0;
 }
 
-ctx_kind_t ctx_kind(const ctx_t *c) { return (ctx_kind_t)c->kind; }
+ctx_kind_t ctx_kind(const ctx_t *c) { return c ? (ctx_kind_t)c->kind : CTX_KIND_INVALID; }
 
-ctx_t *ctx_parent(const ctx_t *c) { return c->parent; }
+ctx_t *ctx_parent(const ctx_t *c) { return c ? c->parent : NULL; }
 
 size_t ctx_num_children(ctx_t *c) {
   size_t n = 0;
   if (!c || !(c->flags & CTX__CANCELABLE)) return 0;
   ctx__lock(&c->lock);
   /* pending after_funcs count too, as Go's AfterFunc registers a child */
-  for (ctx_t *k = c->children; k; k = k->u.c.next) n++;
-  for (ctx_after_t *a = c->u.c.afters; a; a = a->next) n++;
+  for (ctx_t *k = c->u.c.children; k; k = k->u.c.next) n++;
+  for (ctx__hook_t *h = c->u.c.hooks; h; h = h->next) n += h->kind == CTX__HOOK_AFTER;
   ctx__unlock(&c->lock);
   return n;
 }
 
-const char *ctx_version(void) { return CTX_VERSION_STRING; }
+/* A node is visited while the reference below it (the caller's, then the
+** child's) is its only one: then no one else can reach its objects. */
+int ctx_visit(const ctx_t *c, int (*visit)(void *obj, void *ud), void *ud) {
+  if (!c || !visit) return CTX_EINVAL;
+  for (; c && !(c->flags & CTX__STATIC); c = c->parent) {
+    if (atomic_load_explicit(&c->refs, memory_order_acquire) != 1) return 0;
+    int r = 0;
+    if (c->kind == CTX_KIND_VALUE) {
+      if (c->u.v.key) r = visit(c->u.v.key, ud);
+      if (!r && c->u.v.val) r = visit(c->u.v.val, ud);
+    } else if (c->flags & CTX__CANCELABLE) {
+      /* the cause box is shared by the nodes a cancellation reached; a
+      ** cancel may replace it meanwhile, but not free what it held: the
+      ** binding's release of it cannot run while its collector does */
+      void *obj = NULL;
+      ctx__lock((ctx__lock_t *)&c->lock);
+      ctx__cause_t *z = c->u.c.cause;
+      if (z && atomic_load_explicit(&z->refs, memory_order_acquire) == 1) obj = z->obj;
+      ctx__unlock((ctx__lock_t *)&c->lock);
+      if (obj) r = visit(obj, ud);
+    }
+    if (r) return r;
+  }
+  return 0;
+}

@@ -1,95 +1,219 @@
-/* ctx_wait.c — blocking: the futex behind node locks, waits on a node's state
-** word that signals interrupt, and the eventfd a context exposes for poll(). */
+/* ctx_wait.c — blocking: a wait on any number of contexts, descriptors and a
+** child, and the pollable descriptor a context exposes (fresh in a forked child). */
 #include <errno.h>
-#include <limits.h>
-#include <linux/futex.h>
-#include <sys/eventfd.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
+#include <poll.h>
+#include <stdlib.h>
 #include "ctx_int.h"
 
-static long futex(_Atomic uint32_t *word, int op, uint32_t val,
-                  const struct timespec *ts, uint32_t mask) {
-  return syscall(SYS_futex, (uint32_t *)word, op, val, ts, NULL, mask);
-}
+/* ---- the descriptors of contexts ----
+** Kept in a table indexed by the read end, so that the write end of a pipe
+** is found without a field in every node, and a forked child can give each
+** a fresh event of its own. */
+static struct {
+  pthread_mutex_t mu;
+  struct fdent { ctx_t *node; int w; } *ents;
+  int cap;
+} F = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
-void ctx__futex_wake_all(_Atomic uint32_t *word) {
-  futex(word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, 0);
-}
-
-void ctx__futex_wake_one(_Atomic uint32_t *word) {
-  futex(word, FUTEX_WAKE_PRIVATE, 1, NULL, 0);
-}
-
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
-/* 0 unlocked, 1 locked, 2 locked with sleepers (Drepper, "Futexes are
-** tricky"). Critical sections are a few dozen instructions: spin briefly. */
-void ctx__lock_slow(ctx__lock_t *l) {
-  /* back off exponentially: a spinner that keeps reading the lock's line
-  ** steals it from the holder, which then misses again inside its section */
-  for (int spin = 1; spin <= 64; spin *= 2) {
-    for (int i = 0; i < spin; i++) cpu_relax();
-    uint32_t unlocked = 0;
-    if (atomic_load_explicit(l, memory_order_relaxed) == 0 &&
-        atomic_compare_exchange_weak_explicit(l, &unlocked, 1,
-          memory_order_acquire, memory_order_relaxed))
-      return;
+static int fd_register(ctx_t *node, int r, int w) {
+  pthread_mutex_lock(&F.mu);
+  if (r >= F.cap) {
+    int cap = F.cap ? F.cap : 64;
+    while (cap <= r) cap *= 2;
+    struct fdent *e = realloc(F.ents, (size_t)cap * sizeof *e);
+    if (!e) { pthread_mutex_unlock(&F.mu); return CTX_ENOMEM; }
+    for (int i = F.cap; i < cap; i++) e[i].node = NULL;
+    F.ents = e;
+    F.cap = cap;
   }
-  while (atomic_exchange_explicit(l, 2, memory_order_acquire) != 0)
-    futex(l, FUTEX_WAIT_PRIVATE, 2, NULL, 0);
+  F.ents[r].node = node;
+  F.ents[r].w = w;
+  pthread_mutex_unlock(&F.mu);
+  return CTX_OK;
 }
 
-int ctx_wait(const ctx_t *c, int64_t timeout_ns) {
-  if (!c) return CTX_EINVAL;
-  _Atomic uint32_t *word = &c->canc->state;
-  struct timespec abs, *tsp = NULL;
-  if (timeout_ns >= 0) {
-    int64_t until = timeout_ns >= CTX_FOREVER - ctx_now() ? CTX_FOREVER
-                                                          : ctx_now() + timeout_ns;
-    abs.tv_sec = (time_t)(until / 1000000000);
-    abs.tv_nsec = (long)(until % 1000000000);
-    tsp = &abs;
-  }
-  for (;;) {
-    uint32_t s = atomic_load_explicit(word, memory_order_acquire);
-    if (s & CTX__ERRMASK) return CTX_OK;
-    if (!(s & CTX__WAITERS)) {
-      if (!atomic_compare_exchange_weak_explicit(word, &s, s | CTX__WAITERS,
-            memory_order_acq_rel, memory_order_acquire))
-        continue;
-      s |= CTX__WAITERS;
-    }
-    /* absolute CLOCK_MONOTONIC timeout: spurious wakeups cannot stretch it */
-    if (futex(word, FUTEX_WAIT_BITSET_PRIVATE, s, tsp, FUTEX_BITSET_MATCH_ANY) == 0)
-      continue;
-    if (errno == ETIMEDOUT)
-      return ctx_done(c) ? CTX_OK : CTX_ETIMEDOUT;
-    if (errno == EINTR)
-      return ctx_done(c) ? CTX_OK : CTX_EINTR;
-    /* EAGAIN: the word changed before we slept; look again */
-  }
+void ctx__fd_signal(int r) {
+  pthread_mutex_lock(&F.mu);
+  int w = F.ents[r].w;
+  pthread_mutex_unlock(&F.mu);
+  ctx__event_signal(w);
+}
+
+void ctx__fd_close(int r) {
+  pthread_mutex_lock(&F.mu);
+  int w = F.ents[r].w;
+  F.ents[r].node = NULL;
+  pthread_mutex_unlock(&F.mu);
+  ctx__event_close(r, w);
 }
 
 int ctx_fd(ctx_t *c) {
   if (!c) return CTX_EINVAL;
+  CTX__CHECK(c);
   ctx_t *k = c->canc;
-  int fd;
+  int rc = CTX_OK;
   ctx__lock(&k->lock);
   if (k->fd < 0) {
-    k->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (k->fd >= 0 && (atomic_load_explicit(&k->state, memory_order_relaxed) & CTX__ERRMASK)) {
-      uint64_t one = 1;
-      ssize_t n = write(k->fd, &one, sizeof one);
-      (void)n;
+    int r, w;
+    if ((rc = ctx__event_open(&r, &w)) == CTX_OK) {
+      if ((rc = fd_register(k, r, w)) != CTX_OK) {
+        ctx__event_close(r, w);
+      } else {
+        if (atomic_load_explicit(&k->state, memory_order_relaxed) & CTX__ERRMASK)
+          ctx__event_signal(w);
+        k->fd = r;
+      }
     }
   }
-  fd = k->fd;
+  int fd = k->fd;
   ctx__unlock(&k->lock);
-  return fd >= 0 ? fd : (errno == ENOMEM ? CTX_ENOMEM : CTX_EMFILE);
+  return rc != CTX_OK ? rc : fd;
+}
+
+void ctx__fds_atfork_prepare(void) { pthread_mutex_lock(&F.mu); }
+void ctx__fds_atfork_parent(void) { pthread_mutex_unlock(&F.mu); }
+
+/* The child's descriptors still share their open file descriptions with the
+** parent: a cancel on one side would make the other side's readable. */
+void ctx__fds_atfork_child(void) {
+  pthread_mutex_init(&F.mu, NULL);
+  for (int r = 0; r < F.cap; r++) {
+    ctx_t *n = F.ents[r].node;
+    if (n) ctx__event_renew(r, F.ents[r].w,
+                            (atomic_load_explicit(&n->state, memory_order_relaxed) & CTX__ERRMASK) != 0);
+  }
+  ctx__thread_t *me = &ctx__self;
+  if (me->wake_r >= 0) ctx__event_renew(me->wake_r, me->wake_w, 0);
+}
+
+/* ---- waiting ---- */
+
+int ctx__thread_wake_event(ctx__thread_t *t) {
+  if (t->wake_r >= 0) return CTX_OK;
+  return ctx__event_open(&t->wake_r, &t->wake_w);
+}
+
+static int first_done(ctx_t *const *cs, size_t nc, size_t *which) {
+  for (size_t i = 0; i < nc; i++)
+    if (cs[i] && ctx_done(cs[i]) == 1) {
+      *which = i;
+      return 1;
+    }
+  return 0;
+}
+
+#define SMALL 8   /* contexts and descriptors waited on without allocating */
+
+static void unlink_all(ctx_t *const *cs, ctx__wlink_t *links, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (!links[i].t) continue;   /* never linked */
+    ctx_t *k = cs[i]->canc;
+    ctx__lock(&k->lock);
+    if (links[i].h.linked) {
+      ctx__hook_t *h = &links[i].h;
+      if (h->prev) h->prev->next = h->next; else k->u.c.hooks = h->next;
+      if (h->next) h->next->prev = h->prev;
+      h->linked = 0;
+    }
+    ctx__unlock(&k->lock);
+  }
+}
+
+int ctx__wait(ctx_t *const *cs, size_t nc, const int *fds, size_t nfd, ctx_proc_t *p,
+              int64_t timeout_ns, size_t *which) {
+  if ((nc && !cs) || (nfd && !fds) || !which) return CTX_EINVAL;
+  int64_t until = timeout_ns < 0 ? CTX_FOREVER : ctx_deadline_from_timeout(timeout_ns);
+  if (first_done(cs, nc, which)) return CTX_OK;
+  if (p && ctx__proc_poll(p)) { *which = CTX_PROC_EXITED; return CTX_OK; }
+  ctx__thread_t *t = &ctx__self;
+  if (!t->registered) ctx__thread_register(t);
+  int rc = ctx__thread_wake_event(t);
+  if (rc != CTX_OK) return rc;
+  int pidfd = p ? ctx__proc_pidfd(p) : -1;
+  size_t np = 1 + nfd + (pidfd >= 0);
+  ctx__wlink_t small_links[SMALL], *links = small_links;
+  struct pollfd small_pfd[SMALL], *pfd = small_pfd;
+  if (nc > SMALL && !(links = ctx__alloc(nc * sizeof *links))) return CTX_ENOMEM;
+  if (np > SMALL && !(pfd = ctx__alloc(np * sizeof *pfd))) {
+    if (links != small_links) ctx__free_mem(links);
+    return CTX_ENOMEM;
+  }
+  pfd[0] = (struct pollfd){ .fd = t->wake_r, .events = POLLIN };
+  for (size_t j = 0; j < nfd; j++)
+    pfd[1 + j] = (struct pollfd){ .fd = fds[j] < 0 ? fds[j] : fds[j] & ~CTX_FD_WRITE,
+                                  .events = fds[j] >= 0 && (fds[j] & CTX_FD_WRITE) ? POLLOUT : POLLIN };
+  if (pidfd >= 0) pfd[np - 1] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
+
+  /* from here a cancel of any linked context signals our event */
+  atomic_store_explicit(&t->woken, 0, memory_order_relaxed);
+  ctx__event_drain(t->wake_r);
+  size_t nlinked = 0;
+  for (; nlinked < nc; nlinked++) {
+    ctx__wlink_t *l = &links[nlinked];
+    ctx_t *k = cs[nlinked] ? cs[nlinked]->canc : NULL;
+    l->t = NULL;
+    if (!k || !(k->flags & CTX__CANCELABLE)) continue;   /* never ends */
+    l->t = t;
+    l->h.kind = CTX__HOOK_WAIT;
+    ctx__lock(&k->lock);
+    int done = (atomic_load_explicit(&k->state, memory_order_relaxed) & CTX__ERRMASK) != 0;
+    l->h.linked = !done;
+    if (!done) {
+      l->h.prev = NULL;
+      l->h.next = k->u.c.hooks;
+      if (l->h.next) l->h.next->prev = &l->h;
+      k->u.c.hooks = &l->h;
+    }
+    ctx__unlock(&k->lock);
+    if (done) { nlinked++; break; }
+  }
+
+  int interrupted = 0, polled = 0;
+  for (;;) {
+    if (first_done(cs, nc, which)) { rc = CTX_OK; break; }
+    size_t j = 0;
+    while (polled && j < nfd && !pfd[1 + j].revents) j++;
+    if (polled && j < nfd) { *which = nc + j; rc = CTX_OK; break; }
+    if (p && ctx__proc_poll(p)) { *which = CTX_PROC_EXITED; rc = CTX_OK; break; }
+    if (interrupted) { rc = CTX_EINTR; break; }
+    /* never sleep past a deadline, and fire it here if the timer is late */
+    int64_t now = ctx_now(), wake = until;
+    int expired = 0;
+    for (size_t i = 0; i < nc; i++) {
+      if (!cs[i] || cs[i]->deadline == CTX_FOREVER) continue;
+      if (cs[i]->deadline <= now) expired |= ctx_expire(cs[i]) == 1;
+      else if (cs[i]->deadline < wake) wake = cs[i]->deadline;
+    }
+    if (expired) continue;
+    if (now >= until) { rc = CTX_ETIMEDOUT; break; }
+    if (p && pidfd < 0) {
+      int64_t next = ctx__proc_next_check(p, now);
+      if (next < wake) wake = next;
+    }
+    int r = ctx__poll(pfd, np, wake == CTX_FOREVER ? -1 : wake - now);
+    polled = r > 0;
+    if (r < 0) {
+      if (errno != EINTR) { rc = errno == ENOMEM ? CTX_ENOMEM : CTX_EINVAL; break; }
+      interrupted = 1;
+    }
+  }
+  unlink_all(cs, links, nlinked);
+  if (links != small_links) ctx__free_mem(links);
+  if (pfd != small_pfd) ctx__free_mem(pfd);
+  return rc;
+}
+
+int ctx_wait_any(ctx_t *const *cs, size_t nc, const int *fds, size_t nfd,
+                 int64_t timeout_ns, size_t *which) {
+  return ctx__wait(cs, nc, fds, nfd, NULL, timeout_ns, which);
+}
+
+int ctx_wait(const ctx_t *c, int64_t timeout_ns) {
+  if (!c) return CTX_EINVAL;
+  CTX__CHECK(c);
+  if (ctx_done(c)) return CTX_OK;
+  if (timeout_ns == 0) return ctx_expire((ctx_t *)c) == 1 ? CTX_OK : CTX_ETIMEDOUT;
+  ctx_t *cc = (ctx_t *)c;
+  size_t which;
+  return ctx__wait(&cc, 1, NULL, 0, NULL, timeout_ns, &which);
 }

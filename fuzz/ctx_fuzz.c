@@ -261,6 +261,24 @@ static void op_after(const uint8_t *a) {
   else { EXPECT(g->ran == 0); g->pending = 1; M[i].refs++; }
 }
 
+/* A wait that does not block: links on every slot's context and unlinks;
+** the lowest slot whose context is done is the one reported. */
+static void op_wait_any(void) {
+  ctx_t *cs[SLOTS];
+  int want = -1;
+  for (int s = 0; s < SLOTS; s++) {
+    cs[s] = slot[s] < 0 ? NULL : M[slot[s]].real;
+    if (want < 0 && slot[s] >= 0 && m_err(slot[s])) want = s;
+  }
+  int was_armed = armed;
+  size_t which;
+  int rc = ctx_wait_any(cs, SLOTS, NULL, 0, 0, &which);
+  if (rc == CTX_ENOMEM) { EXPECT(was_armed && want < 0); return; }
+  if (want >= 0) EXPECT(rc == CTX_OK && which == (size_t)want);
+  else EXPECT(rc == CTX_ETIMEDOUT);
+  for (int s = 0; s < SLOTS; s++) if (slot[s] >= 0) ctx_settle(cs[s]);
+}
+
 static void op_stop(const uint8_t *a) {
   if (!nr) return;
   mreg_t *g = &R[a[1] % nr];
@@ -298,6 +316,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int i = slot[a[1] % SLOTS];
         if (i >= 0) EXPECT(ctx_expire(M[i].real) == 0);
       } break;
+      case 12: op_wait_any(); break;
       default: break;
     }
     for (int s = 0; s < SLOTS; s++) if (slot[s] >= 0) check(slot[s]);

@@ -8,9 +8,16 @@ BENCH_GO := $(B)/bench/go_bench
 .PHONY: bench-c
 BENCH_TARGETS += bench-c
 
+BENCH_POSIX := $(B)/bench/bench_posix
+
 $(BENCH_C): bench/c/bench.c core/ctx.h $(B)/libctx.a
 	@mkdir -p $(@D)
-	$(CC) $(WARN) -O2 -g -pthread -Icore -o $@ $< $(B)/libctx.a $(LDLIBS)
+	$(CC) $(TOOL_CFLAGS) -O2 -g -pthread -Icore -o $@ $< $(B)/libctx.a $(LDLIBS)
+
+# the same workloads on the core built with its portable fallbacks only
+$(BENCH_POSIX): bench/c/bench.c core/ctx.h $(B)/posix/libctx.a
+	@mkdir -p $(@D)
+	$(CC) $(TOOL_CFLAGS) -O2 -g -pthread -Icore -o $@ $< $(B)/posix/libctx.a $(LDLIBS)
 
 # a standalone module without dependencies: builds offline
 $(BENCH_GO): bench/go/main.go bench/go/go.mod
@@ -18,5 +25,5 @@ $(BENCH_GO): bench/go/main.go bench/go/go.mod
 	cd bench/go && HOME=$${HOME:-$(abspath $(B))} GOFLAGS=-mod=mod GOTOOLCHAIN=local \
 	  $(GO) build -o $(abspath $@) .
 
-bench-c: $(BENCH_C) $(BENCH_GO)
-	REPS=$${REPS:-5} timeout 900 bench/run_c.sh $(BENCH_C) $(BENCH_GO) bench/results.json
+bench-c: $(BENCH_C) $(BENCH_GO) $(BENCH_POSIX)
+	REPS=$${REPS:-5} timeout 1500 bench/run_c.sh $(BENCH_C) $(BENCH_GO) bench/results.json $(BENCH_POSIX)

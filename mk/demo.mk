@@ -5,7 +5,7 @@ DEMO_TARGETS += demo-c demo-python demo-lua
 
 $(B)/examples/demo: examples/c/demo.c $(B)/libctx.a
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(CFLAGS) -pthread -Icore $< $(B)/libctx.a $(LDLIBS) -o $@
+	$(CC) $(TOOL_CFLAGS) $(CFLAGS) -pthread -Icore $< $(B)/libctx.a $(LDLIBS) -o $@
 
 .PHONY: demo-c demo-python demo-lua
 demo-c: $(B)/examples/demo
@@ -14,5 +14,5 @@ demo-c: $(B)/examples/demo
 demo-python: python-ext
 	@PYTHONPATH=$(CURDIR)/python timeout 60 $(PY) examples/python/workflow.py
 
-demo-lua: $(B)/lua/ctx.so
+demo-lua: $(B)/lua/ctx/core.so
 	@$(LUA_ENV) timeout 60 $(LUA) examples/lua/workflow.lua

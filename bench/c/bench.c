@@ -1,6 +1,8 @@
 /* bench.c — the C workloads of BENCH.md against the ctx core; prints one JSON
 ** object {name: value}. "mem" measures bytes per live timeout ctx alone. */
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +164,99 @@ static void lateness(void) {
   free(cs); free(late_deadline); free(late_seen);
 }
 
+/* ---- waking: cancel to waiter, and one wait on 1,000 contexts ---- */
+
+typedef struct {
+  ctx_t *c;
+  _Atomic int64_t woke;
+  _Atomic int ready;
+} wake_t;
+
+static void *wake_waiter(void *arg) {
+  wake_t *w = arg;
+  atomic_store(&w->ready, 1);
+  ctx_wait(w->c, -1);
+  atomic_store(&w->woke, ctx_now());
+  return NULL;
+}
+
+static void cancel_wake(int n) {
+  int64_t *lat = malloc((size_t)n * sizeof *lat);
+  for (int i = 0; i < n; i++) {
+    wake_t w = { .woke = 0, .ready = 0 };
+    must(ctx_with_cancel(ctx_background(), &w.c));
+    pthread_t t;
+    pthread_create(&t, NULL, wake_waiter, &w);
+    while (!atomic_load(&w.ready)) sched_yield();
+    int64_t until = ctx_now() + 50000;   /* 50 us for it to block, as in Go */
+    while (ctx_now() < until) {}
+    int64_t t0 = ctx_now();
+    ctx_cancel(w.c);
+    pthread_join(t, NULL);
+    lat[i] = atomic_load(&w.woke) - t0;
+    ctx_unref(w.c);
+  }
+  qsort(lat, (size_t)n, sizeof *lat, cmp64);
+  out("cancel_wake_p50_us", (double)lat[n / 2] / 1e3);
+  out("cancel_wake_p99_us", (double)lat[n * 99 / 100] / 1e3);
+  free(lat);
+}
+
+/* The waiter announces each wait; the canceler gives it a fixed 200 us to
+** block, cancels one context at random, and the op's cost is the round
+** trip minus those 200 us: registering on 1,000 contexts, sleeping, waking,
+** unregistering. Go's run does the same around reflect.Select. */
+enum { K = 1000 };
+#define ANY_DELAY_NS 200000
+typedef struct {
+  ctx_t *cs[K];
+  _Atomic long entering, got;   /* the round the waiter entered; its answer */
+  int n;
+} any_t;
+
+static void *any_waiter(void *arg) {
+  any_t *a = arg;
+  for (long i = 0; i < a->n; i++) {
+    while (atomic_load(&a->got) != -1) {}
+    atomic_store(&a->entering, i);
+    size_t which;
+    must(ctx_wait_any(a->cs, K, NULL, 0, -1, &which));
+    atomic_store(&a->got, (long)which);
+  }
+  return NULL;
+}
+
+static double wait_any_1k(int n) {
+  any_t *a = calloc(1, sizeof *a);
+  a->n = n;
+  atomic_store(&a->got, -1);
+  atomic_store(&a->entering, -1);
+  for (int i = 0; i < K; i++) must(ctx_with_cancel(ctx_background(), &a->cs[i]));
+  pthread_t t;
+  pthread_create(&t, NULL, any_waiter, a);
+  unsigned seed = 7;
+  int64_t t0 = ctx_now();
+  for (long i = 0; i < n; i++) {
+    seed = seed * 1103515245 + 12345;
+    int r = (int)((seed >> 8) % K);
+    while (atomic_load(&a->entering) != i) {}
+    int64_t until = ctx_now() + ANY_DELAY_NS;
+    while (ctx_now() < until) {}
+    ctx_cancel(a->cs[r]);
+    long w;
+    while ((w = atomic_load(&a->got)) < 0) {}
+    if (w != r) { fprintf(stderr, "wait_any_1k: woke for the wrong context\n"); exit(1); }
+    ctx_unref(a->cs[r]);
+    must(ctx_with_cancel(ctx_background(), &a->cs[r]));
+    atomic_store(&a->got, -1);
+  }
+  double r = (double)(ctx_now() - t0) / n - ANY_DELAY_NS;
+  pthread_join(t, NULL);
+  for (int i = 0; i < K; i++) ctx_unref(a->cs[i]);
+  free(a);
+  return r / 1e3;
+}
+
 static long rss_bytes(void) {
   long pages = 0, res = 0;
   FILE *f = fopen("/proc/self/statm", "r");
@@ -197,6 +292,8 @@ int main(int argc, char **argv) {
   out("timer_add_cancel_1k", timers_with_live(1000, 2000000));
   out("timer_add_cancel_1m", timers_with_live(1000000, 2000000));
   lateness();
+  cancel_wake(2000);
+  out("wait_any_1k", wait_any_1k(2000));
   puts("}");
   ctx_cancel(p);
   ctx_unref(p);

@@ -6,10 +6,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"reflect"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -178,6 +180,86 @@ func lateness() {
 	emit("timer_lateness_max_us", us(seen[N-1]))
 }
 
+// cancelWake: a goroutine blocked on Done; the time from the cancel call to
+// the goroutine running again.
+func cancelWake(n int) {
+	lat := make([]time.Duration, n)
+	woke := make(chan time.Time)
+	for i := 0; i < n; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		ready := make(chan struct{})
+		go func() {
+			close(ready)
+			<-ctx.Done()
+			woke <- time.Now()
+		}()
+		<-ready
+		for t := time.Now(); time.Since(t) < 50*time.Microsecond; { // 50 us for it to block, as in C
+		}
+		t0 := time.Now()
+		cancel()
+		lat[i] = (<-woke).Sub(t0)
+	}
+	sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
+	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+	emit("cancel_wake_p50_us", us(lat[n/2]))
+	emit("cancel_wake_p99_us", us(lat[n*99/100]))
+}
+
+// waitAny1k: one goroutine selects over the Done channels of 1,000 live
+// contexts (reflect.Select); the canceler gives it a fixed 200 us to block
+// after it announced the round, cancels one chosen at random, and the op's
+// cost is the round trip minus those 200 us (as in the C run).
+func waitAny1k(n int) float64 {
+	const K = 1000
+	const delay = 200 * time.Microsecond
+	ctxs := make([]context.Context, K)
+	cancels := make([]context.CancelFunc, K)
+	for i := range ctxs {
+		ctxs[i], cancels[i] = context.WithCancel(context.Background())
+	}
+	var entering, got atomic.Int64
+	entering.Store(-1)
+	got.Store(-1)
+	go func() {
+		for i := 0; i < n; i++ {
+			for got.Load() != -1 {
+			}
+			cases := make([]reflect.SelectCase, K)
+			for j, c := range ctxs {
+				cases[j] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c.Done())}
+			}
+			entering.Store(int64(i))
+			chosen, _, _ := reflect.Select(cases)
+			got.Store(int64(chosen))
+		}
+	}()
+	seed := uint32(7)
+	t0 := time.Now()
+	for i := 0; i < n; i++ {
+		seed = seed*1103515245 + 12345
+		r := int((seed >> 8) % K)
+		for entering.Load() != int64(i) {
+		}
+		for t := time.Now(); time.Since(t) < delay; {
+		}
+		cancels[r]()
+		var w int64
+		for w = got.Load(); w < 0; w = got.Load() {
+		}
+		if int(w) != r {
+			panic("wait_any_1k: woke for the wrong context")
+		}
+		ctxs[r], cancels[r] = context.WithCancel(context.Background())
+		got.Store(-1)
+	}
+	el := time.Since(t0)
+	for _, c := range cancels {
+		c()
+	}
+	return (float64(el.Nanoseconds())/float64(n) - float64(delay.Nanoseconds())) / 1e3
+}
+
 func rss() int64 {
 	b, err := os.ReadFile("/proc/self/statm")
 	if err != nil {
@@ -223,6 +305,8 @@ func main() {
 		emit("timer_add_cancel_1k", timersWithLive(1000, 2000000))
 		emit("timer_add_cancel_1m", timersWithLive(1000000, 2000000))
 		lateness()
+		cancelWake(2000)
+		emit("wait_any_1k", waitAny1k(2000))
 		cancel()
 	}
 	out.WriteString("}")

@@ -26,8 +26,8 @@ local function measure(f, n)
 end
 
 local rows = {}
-local function row(name, a, b, unit, target, ok)
-  rows[#rows + 1] = { name, a, b, unit, target, ok }
+local function row(name, a, b, unit, target, ok, ratio)
+  rows[#rows + 1] = { name, a, b, unit, target, ok, ratio }
 end
 
 -- ---- the three operations, side by side ----
@@ -71,38 +71,16 @@ for _, op in ipairs {
   row(op[1], a, b, "ns/op", "ctx/lua <= 1.0", a / b <= 1.0)
 end
 
--- ---- ctx.run ----
-local function loop(n)
-  local s = 0
-  for i = 1, n do s = s + i % 7 end
-  return s
-end
-
-local function add(a, b) return a + b end
-local function call_loop(n)
-  local s = 0
-  for i = 1, n do s = add(s, i % 7) end
-  return s
-end
-
+-- ---- ctx.run: the five shapes, side by side with pcall ----
+-- (the ratio is the median of the per-pair ratios of interleaved runs)
+local S = require "shapes"
 if ctx.run then
-  local N = 20000000
-  local plain, under = {}, {}
   local c = ctx.with_cancel(ctx.background())
-  for r = 1, REPS do
-    local t0 = clock(); loop(N); plain[r] = clock() - t0
-    t0 = clock(); assert(ctx.run(c, loop, N)); under[r] = clock() - t0
+  local N = tonumber(os.getenv("BENCH_SHAPE_N")) or 200000
+  for _, s in ipairs(S.shapes) do
+    local p, u, r = S.measure(ctx, c, s[2], N, REPS)
+    row("ctx.run " .. s[1], u * 1e3, p * 1e3, "ms", "slowdown <= 10%", r <= 1.10, r)
   end
-  local p, u = median(plain), median(under)
-  row("ctx.run tight loop (20M)", u * 1e3, p * 1e3, "ms", "slowdown <= 10%", u / p <= 1.10)
-  -- not a target: what the call hook costs code that calls a lot
-  for r = 1, REPS do
-    local t0 = clock(); call_loop(N // 4); plain[r] = clock() - t0
-    t0 = clock(); assert(ctx.run(c, call_loop, N // 4)); under[r] = clock() - t0
-  end
-  p, u = median(plain), median(under)
-  row("ctx.run call loop (5M calls)", u * 1e3, p * 1e3, "ms", "(info)", true)
-
   local lat = {}
   for i = 1, 60 do
     local t = ctx.with_timeout(ctx.background(), 0.005 + (i % 5) * 0.001)
@@ -127,11 +105,65 @@ if ctx.execute then
   row("ctx.execute kill (SIGTERM)", median(lat), nil, "ms", "", true)
 end
 
+-- ---- for information ----
+-- what tracking threads through the allocator costs code that allocates: the
+-- wrapper is in place only while runs are active, so under ctx.run against
+-- pcall (interleaved), and outside runs in a lua5.4 that loaded ctx against
+-- one that did not (alternate processes)
+local here = debug.getinfo(1, "S").source:match("^@(.*/)")
+local alloc_rows = {}
+if ctx.run then
+  local c = ctx.with_cancel(ctx.background())
+  for _, w in ipairs(S.alloc) do
+    local p, u, r = S.measure(ctx, c, w[2], w[3], REPS)
+    alloc_rows[#alloc_rows + 1] = { w[1] .. " (run/pcall)", u * 1e3, p * 1e3, r }
+  end
+end
+do
+  local times = { plain = {}, ctx = {} }
+  for r = 1, REPS do
+    for _, which in ipairs(r % 2 == 1 and { "plain", "ctx" } or { "ctx", "plain" }) do
+      local p = io.popen(string.format("lua5.4 %sshapes.lua alloc %s", here, which))
+      local out = p:read("a")
+      p:close()
+      for name, ms in out:gmatch("(%S+) (%S+)\n") do
+        times[which][name] = times[which][name] or {}
+        table.insert(times[which][name], tonumber(ms))
+      end
+    end
+  end
+  for _, w in ipairs(S.alloc) do
+    local a, b = median(times.ctx[w[1]]), median(times.plain[w[1]])
+    alloc_rows[#alloc_rows + 1] = { w[1] .. " (loaded/not)", a, b, a / b }
+  end
+end
+
 -- ---- the table ----
-print(string.format("%-28s %12s %12s %8s  %-18s %s", "name", "ctx", "pure-Lua", "ratio", "target", "met"))
+-- what the count-hook fallback costs (ctx.run where no signal can reach the
+-- thread, here forced by blocking every signal): for information
+local hosts = os.getenv("LCTX_HOSTS")
+local fallback
+if hosts and io.open(hosts .. "/sigblock") then
+  local p = io.popen(string.format("%s/sigblock lua5.4 %sshapes.lua %d %d 2>&1", hosts, here,
+    tonumber(os.getenv("BENCH_SHAPE_N")) or 200000, REPS))
+  fallback = p:read("a")
+  p:close()
+end
+
+print(string.format("%-34s %12s %12s %8s  %-18s %s", "name", "ctx", "peer", "ratio", "target", "met"))
+print("(peer: pure-Lua context for the operations, plain pcall for the ctx.run shapes)")
 for _, r in ipairs(rows) do
-  local ratio = r[3] and string.format("%.2f", r[2] / r[3]) or "-"
-  print(string.format("%-28s %10.1f%-2s %12s %8s  %-18s %s", r[1], r[2], r[4] == "ms" and "ms" or "ns",
+  local ratio = r[3] and string.format("%.2f", r[7] or r[2] / r[3]) or "-"
+  print(string.format("%-34s %10.1f%-2s %12s %8s  %-18s %s", r[1], r[2], r[4] == "ms" and "ms" or "ns",
     r[3] and string.format(r[4] == "ms" and "%10.1fms" or "%10.1fns", r[3]) or "-", ratio, r[5],
     r[6] and "yes" or "NO"))
+end
+print("\nallocation-heavy code (the allocator wrapper that tracks threads while runs are")
+print("active), for information: under ctx.run vs pcall; outside runs, ctx loaded vs not")
+for _, r in ipairs(alloc_rows) do
+  print(string.format("  %-40s %8.1f ms %8.1f ms %7.3f", r[1], r[2], r[3], r[4]))
+end
+if fallback then
+  print("\nctx.run in its count-hook fallback (every signal blocked), for information:")
+  io.write(fallback)
 end

@@ -1,6 +1,5 @@
-/* lctx.c — `require "ctx"` for Lua 5.4: the Context userdata, its constructors
-** and methods, the two error values and after_func; semantics are the core's. */
-#include <dlfcn.h>
+/* lctx.c — ctx.core, the C part of `require "ctx"` for Lua 5.4: the Context
+** userdata, its constructors and methods, the two error values, after_func. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +52,13 @@ static int fail(lua_State *L, int rc) {
   return luaL_error(L, "ctx: %s", ctx_strerror(rc));
 }
 
+/* A finalizer that runs at lua_close after the hub's own (an object whose
+** metatable got __gc before require "ctx") may still call ctx: an error. */
+lctx_hub *lctx_closed_error(lua_State *L) {
+  luaL_error(L, "ctx: the Lua state is closing");
+  return NULL;
+}
+
 /* ---- making contexts ---- */
 
 /* A new Context userdata on the top of the stack, its parent (at `parent`)
@@ -70,15 +76,15 @@ static lctx_ud *newctx(lua_State *L, int parent, size_t size) {
 
 /* cancel() and cancel(cause): upvalue 1 is the hub box, 2 the context. */
 static int l_cancel(lua_State *L) {
-  lctx_S *S = lctx_enter(L);
+  lctx_hub *S = lctx_enter(L);
   lctx_ud *u = lua_touserdata(L, lua_upvalueindex(2));
   if (u->c) ctx_cancel(u->c);
-  if (atomic_load_explicit(&S->pending, memory_order_relaxed)) lctx_drain(L, S);
+  if (ctx_queue_pending(S->q)) lctx_drain(L, S);
   return 0;
 }
 
 static int l_cancel_cause(lua_State *L) {
-  lctx_S *S = lctx_enter(L);
+  lctx_hub *S = lctx_enter(L);
   lctx_ud *u = lua_touserdata(L, lua_upvalueindex(2));
   if (!u->c) return 0;
   if (lua_isnoneornil(L, 1) || ctx_done(u->c)) {
@@ -95,13 +101,13 @@ static int l_cancel_cause(lua_State *L) {
     r->ref = ref;
     ctx_cancel_cause(u->c, r, lctx_release);  /* the core takes r in any case */
   }
-  if (atomic_load_explicit(&S->pending, memory_order_relaxed)) lctx_drain(L, S);
+  if (ctx_queue_pending(S->q)) lctx_drain(L, S);
   return 0;
 }
 
 /* Returns c, cancel: the context on the stack top becomes the closure's upvalue. */
 static int with_cancel_fn(lua_State *L, lua_CFunction cancel) {
-  lua_pushvalue(L, lua_upvalueindex(LCTX_UV_STATE));
+  lua_pushvalue(L, lua_upvalueindex(LCTX_UV_HUB));
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, cancel, 2);
   return 2;
@@ -128,7 +134,7 @@ static int l_with_cancel_cause(lua_State *L) {
 /* The deadline constructors; a non-nil cause at index 3 becomes the cause
 ** reported when the deadline fires. */
 static int with_deadline(lua_State *L, int64_t deadline, int has_cause) {
-  lctx_S *S = lctx_S_of(L);
+  lctx_hub *S = lctx_hub_of(L);
   lctx_ud *p = lua_touserdata(L, 1);
   lctx_rel *r = NULL;
   lctx_ud *u = newctx(L, 1, LCTX_UD_SMALL);
@@ -150,11 +156,8 @@ static int with_deadline(lua_State *L, int64_t deadline, int has_cause) {
   return with_cancel_fn(L, l_cancel);
 }
 
-static int64_t after_now(lua_Number seconds) {
-  int64_t ns = ctx_seconds_to_ns(seconds), now = ctx_now();
-  if (ns >= CTX_FOREVER - now) return CTX_FOREVER;
-  if (ns <= -CTX_FOREVER + now) return -CTX_FOREVER;
-  return now + ns;
+int64_t lctx_after_now(lua_Number seconds) {
+  return ctx_deadline_from_timeout(ctx_seconds_to_ns(seconds));  /* both saturate */
 }
 
 /* The four deadline constructors differ only in name, time scale and cause. */
@@ -163,7 +166,7 @@ static int deadline_entry(lua_State *L, const char *name, int is_timeout, int ha
   lctx_check(L, 1, name);
   lua_Number t = lctx_checkseconds(L, 2, name);
   lua_settop(L, has_cause ? 3 : 2);
-  return with_deadline(L, is_timeout ? after_now(t) : ctx_wall_to_mono(t), has_cause);
+  return with_deadline(L, is_timeout ? lctx_after_now(t) : ctx_wall_to_mono(t), has_cause);
 }
 
 static int l_with_deadline(lua_State *L) { return deadline_entry(L, "with_deadline", 0, 0); }
@@ -214,23 +217,27 @@ static int l_todo(lua_State *L) {
 /* ---- after_func ---- */
 
 static int l_stop(lua_State *L) {
-  lctx_S *S = lctx_enter(L);
+  lctx_hub *S = lctx_enter(L);
   lctx_af *af = *(lctx_af **)lua_touserdata(L, lua_upvalueindex(2));
   int r = af && ctx_after_stop(af->h) == 1;
-  if (atomic_load_explicit(&S->pending, memory_order_relaxed)) lctx_drain(L, S);
+  if (ctx_queue_pending(S->q)) lctx_drain(L, S);
   lua_pushboolean(L, r);
   return 1;
 }
 
 static int stop_gc(lua_State *L) {
   lctx_af **box = lua_touserdata(L, 1);
-  if (*box) lctx_af_unref(*box);
+  lctx_af *af = *box;
   *box = NULL;
+  if (af) {
+    ctx_after_free(af->h);
+    lctx_af_unref(af);
+  }
   return 0;
 }
 
 static int l_after_func(lua_State *L) {
-  lctx_S *S = lctx_enter(L);
+  lctx_hub *S = lctx_enter(L);
   lctx_ud *u = lctx_check(L, 1, "after_func");
   if (lua_type(L, 2) != LUA_TFUNCTION) {
     if (luaL_getmetafield(L, 2, "__call") == LUA_TNIL)
@@ -250,24 +257,22 @@ static int l_after_func(lua_State *L) {
   }
   af->rel.ref = ref;
   atomic_store(&af->owners, 2);  /* the registration and the stop handle */
-  *box = af;
-  pthread_mutex_lock(&S->mu);
-  af->c = u->c;  /* the registration will hold it */
-  pthread_mutex_unlock(&S->mu);
-  int rc = ctx_after_func(u->c, lctx_af_fn, af, lctx_release, &af->ex, &af->h);
-  if (rc != CTX_OK) {  /* not taken: drop the registration's share here */
-    pthread_mutex_lock(&S->mu);
-    af->c = NULL;
-    pthread_mutex_unlock(&S->mu);
+  atomic_fetch_add_explicit(&S->nregs, 1, memory_order_relaxed);
+  int rc = ctx_after_func(u->c, lctx_af_fn, af, lctx_af_release, ctx_queue_executor(S->q), &af->h);
+  if (rc != CTX_OK) {  /* nothing taken: drop the registration's share here */
+    atomic_fetch_sub_explicit(&S->nregs, 1, memory_order_relaxed);
     luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    atomic_store(&af->owners, 1);
     lctx_af_unref(af);
     return fail(L, rc);
   }
-  lua_pushvalue(L, lua_upvalueindex(LCTX_UV_STATE));
+  *box = af;
+  lctx_run_registered(S);  /* a busy run is poked when it is queued */
+  lua_pushvalue(L, lua_upvalueindex(LCTX_UV_HUB));
   lua_pushvalue(L, 3);
   lua_pushcclosure(L, l_stop, 2);
   /* on a context already done, fn runs now, inside this call */
-  if (atomic_load_explicit(&S->pending, memory_order_relaxed)) lctx_drain(L, S);
+  if (ctx_queue_pending(S->q)) lctx_drain(L, S);
   return 1;
 }
 
@@ -276,13 +281,13 @@ static int l_after_func(lua_State *L) {
 /* done(), err() and cause() that see c done first run the callbacks that
 ** its end made pending (a loop polling c:done() sees them run) */
 static int l_cause(lua_State *L) {
-  lctx_S *S = lctx_enter(L);
+  lctx_hub *S = lctx_enter(L);
   lctx_ud *u = lctx_check(L, 1, "cause");
   ctx_err_t err = ctx_err(u->c);
   if (err == CTX_ERR_NONE) {
     lua_pushnil(L);
   } else {
-    lctx_settle(L, S);
+    lctx_settle(L, S, u->c);
     lctx_rel *r = ctx_cause(u->c);
     if (r) lua_rawgeti(L, LUA_REGISTRYINDEX, r->ref);
     else lctx_pusherr(L, err);
@@ -291,19 +296,19 @@ static int l_cause(lua_State *L) {
 }
 
 static int m_done(lua_State *L) {
-  lctx_S *S = lctx_enter(L);
+  lctx_hub *S = lctx_enter(L);
   lctx_ud *u = lctx_check(L, 1, "done");
   int done = ctx_done(u->c);
-  if (done) lctx_settle(L, S);
+  if (done) lctx_settle(L, S, u->c);
   lua_pushboolean(L, done);
   return 1;
 }
 
 static int m_err(lua_State *L) {
-  lctx_S *S = lctx_enter(L);
+  lctx_hub *S = lctx_enter(L);
   lctx_ud *u = lctx_check(L, 1, "err");
   ctx_err_t err = ctx_err(u->c);
-  if (err != CTX_ERR_NONE) lctx_settle(L, S);
+  if (err != CTX_ERR_NONE) lctx_settle(L, S, u->c);
   lctx_pusherr(L, err);
   return 1;
 }
@@ -312,7 +317,7 @@ static int m_deadline(lua_State *L) {
   lctx_enter(L);
   lctx_ud *u = lctx_check(L, 1, "deadline");
   int64_t d;
-  if (ctx_deadline(u->c, &d)) lua_pushnumber(L, ctx_mono_to_wall(d));
+  if (ctx_deadline(u->c, &d) == 1) lua_pushnumber(L, ctx_mono_to_wall(d));
   else lua_pushnil(L);
   return 1;
 }
@@ -320,13 +325,10 @@ static int m_deadline(lua_State *L) {
 static int m_remaining(lua_State *L) {
   lctx_enter(L);
   lctx_ud *u = lctx_check(L, 1, "remaining");
-  int64_t d;
-  if (ctx_deadline(u->c, &d)) {
-    int64_t left = d - ctx_now();
-    lua_pushnumber(L, left > 0 ? (lua_Number)left / 1e9 : 0.0);
-  } else {
+  if (ctx_deadline(u->c, NULL) == 1)
+    lua_pushnumber(L, (lua_Number)ctx_remaining(u->c) / 1e9);  /* 0 once passed */
+  else
     lua_pushnil(L);
-  }
   return 1;
 }
 
@@ -346,11 +348,11 @@ static int m_value(lua_State *L) {
 /* Absolute end of a wait of `seconds` (nil: none). */
 static int64_t wait_until(lua_State *L, int arg, const char *fname) {
   if (lua_isnoneornil(L, arg)) return CTX_FOREVER;
-  return after_now(lctx_checkseconds(L, arg, fname));
+  return lctx_after_now(lctx_checkseconds(L, arg, fname));
 }
 
 static int m_wait(lua_State *L) {
-  lctx_S *S = lctx_enter(L);
+  lctx_hub *S = lctx_enter(L);
   lctx_ud *u = lctx_check(L, 1, "wait");
   int64_t until = wait_until(L, 2, "wait");
   lua_pushboolean(L, lctx_wait(L, S, u->c, until));
@@ -358,9 +360,9 @@ static int m_wait(lua_State *L) {
 }
 
 static int l_sleep(lua_State *L) {
-  lctx_S *S = lctx_enter(L);
+  lctx_hub *S = lctx_enter(L);
   lctx_ud *u = lctx_check(L, 1, "sleep");
-  int64_t until = after_now(lctx_checkseconds(L, 2, "sleep"));
+  int64_t until = lctx_after_now(lctx_checkseconds(L, 2, "sleep"));
   if (!lctx_wait(L, S, u->c, until)) {
     lua_pushboolean(L, 1);
     return 1;
@@ -384,6 +386,22 @@ static int l_children(lua_State *L) {
   return 1;
 }
 
+/* How a ctx.run started here now would stop busy code (for tests):
+** "signal" or "count", and the signal's name. */
+static int l_mode(lua_State *L) {
+  lctx_hub *S = lctx_enter(L);
+  int sig = lctx_signal();
+  int fast = S->R.runs ? S->R.fast : sig && S->R.alloc && lctx_signal_here(sig);
+  lua_pushstring(L, fast ? "signal" : "count");
+#ifdef SIGRTMIN
+  if (sig >= SIGRTMIN) lua_pushfstring(L, "SIGRTMIN+%d", sig - SIGRTMIN);
+  else
+#endif
+  if (sig == SIGURG) lua_pushliteral(L, "SIGURG");
+  else lua_pushnil(L);
+  return 2;
+}
+
 /* ---- metamethods ---- */
 
 static int m_tostring(lua_State *L) {
@@ -400,10 +418,10 @@ static int m_tostring(lua_State *L) {
 ** __gc only drops the reference: a dropped context is detached, not
 ** canceled, so after_funcs still pending on it do not fire. */
 static int m_close(lua_State *L) {
-  lctx_S *S = lctx_enter(L);
+  lctx_hub *S = lctx_enter(L);
   lctx_ud *u = lctx_check(L, 1, "__close");
   ctx_cancel(u->c);  /* CTX_EINVAL for the kinds that cannot be canceled */
-  if (atomic_load_explicit(&S->pending, memory_order_relaxed)) lctx_drain(L, S);
+  if (ctx_queue_pending(S->q)) lctx_drain(L, S);
   return 0;
 }
 
@@ -436,10 +454,16 @@ static int err_concat(lua_State *L) {
   return 1;
 }
 
-static int state_gc(lua_State *L) {
-  lctx_S **box = lua_touserdata(L, 1);
-  if (*box) lctx_S_close(*box);
-  *box = NULL;
+/* The hub's finalizer, at lua_close (the module functions hold the box). */
+static int hub_gc(lua_State *L) {
+  lctx_hub **box = lua_touserdata(L, 1);
+  lctx_hub *S = *box;
+  if (!S) return 0;
+  *box = NULL;  /* later calls raise an error */
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lctx_hub_key);
+  lctx_runs_close(L, S);
+  lctx_hub_close(S);
   return 0;
 }
 
@@ -451,7 +475,7 @@ static const luaL_Reg funcs[] = {
   {"with_value", l_with_value}, {"without_cancel", l_without_cancel},
   {"after_func", l_after_func}, {"cause", l_cause}, {"now", l_now},
   {"sleep", l_sleep}, {"run", lctx_run}, {"execute", lctx_execute},
-  {"_children", l_children},
+  {"_children", l_children}, {"_mode", l_mode},
   {NULL, NULL}
 };
 
@@ -485,53 +509,24 @@ static void setfuncs(lua_State *L, const luaL_Reg *l, int first_uv) {
   luaL_setfuncs(L, l, LCTX_NUV);
 }
 
-/* lua_close() dlcloses C modules, but the core's timer thread (and the
-** executors it calls) run code of this library until the process ends:
-** keep it mapped for good. */
-static void pin_library(void) {
-#ifdef RTLD_NODELETE
-  Dl_info info;
-  if (dladdr((void *)pin_library, &info) && info.dli_fname)
-    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+/* the one symbol the module exports (it is built with hidden visibility) */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((visibility("default")))
 #endif
-}
-
-int luaopen_ctx(lua_State *L) {
+int luaopen_ctx_core(lua_State *L) {
   /* one hub per state, even if the module is required again */
-  if (lua_getfield(L, LUA_REGISTRYINDEX, "ctx.module") == LUA_TTABLE) return 1;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "ctx.core") == LUA_TTABLE) return 1;
   lua_settop(L, 0);
-  pin_library();
-  lctx_S **box = lua_newuserdatauv(L, sizeof *box, 0);         /* 1 */
+  lctx_hub **box = lua_newuserdatauv(L, sizeof *box, 0);       /* 1 */
   *box = NULL;
-  luaL_newmetatable(L, LCTX_STATE_MT);
-  lua_pushcfunction(L, state_gc);
+  luaL_newmetatable(L, LCTX_HUB_MT);
+  lua_pushcfunction(L, hub_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, 1);
-  if (!(*box = lctx_S_new())) return fail(L, CTX_ENOMEM);
-  /* the functions that catch errors, which ctx.run must see through */
-  lua_getglobal(L, "pcall");
-  (*box)->swallow[0] = lua_tocfunction(L, -1);
-  lua_getglobal(L, "xpcall");
-  (*box)->swallow[1] = lua_tocfunction(L, -1);
-  lua_getglobal(L, "load");
-  (*box)->swallow[2] = lua_tocfunction(L, -1);
-  lua_getglobal(L, "coroutine");
-  if (lua_type(L, -1) == LUA_TTABLE) {
-    lua_getfield(L, -1, "resume");
-    (*box)->swallow[3] = lua_tocfunction(L, -1);
-    lua_getfield(L, -2, "close");
-    (*box)->swallow[4] = lua_tocfunction(L, -1);
-    lua_pop(L, 2);
-  }
-  lua_pop(L, 4);
-  lua_createtable(L, LCTX_NSEEN, 0);  /* where ctx.run pins the threads it saw */
-  for (int i = 1; i <= LCTX_NSEEN; i++) {
-    lua_pushboolean(L, 0);
-    lua_rawseti(L, -2, i);
-  }
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &lctx_cur_key);
+  if (!(*box = lctx_hub_new())) return fail(L, CTX_ENOMEM);
   lua_pushlightuserdata(L, *box);  /* for the run hook, which has no upvalues */
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &lctx_S_key);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lctx_hub_key);
+  lctx_runs_init(L, *box);
   luaL_newmetatable(L, LCTX_MT);                                /* 2 */
   luaL_newmetatable(L, LCTX_ERR_MT);
   lua_pushcfunction(L, err_tostring);
@@ -569,9 +564,9 @@ int luaopen_ctx(lua_State *L) {
   lua_setfield(L, -2, "canceled");
   lua_pushvalue(L, 4);
   lua_setfield(L, -2, "deadline_exceeded");
-  lua_pushliteral(L, "ctx 0.1.0");
+  lua_pushfstring(L, "ctx %s", ctx_version());
   lua_setfield(L, -2, "_VERSION");
   lua_pushvalue(L, -1);
-  lua_setfield(L, LUA_REGISTRYINDEX, "ctx.module");
+  lua_setfield(L, LUA_REGISTRYINDEX, "ctx.core");
   return 1;
 }

@@ -1,94 +1,15 @@
 /* lctx_exec.c — ctx.execute(c, cmd [, grace]): os.execute whose command, in a
-** process group of its own, is terminated (TERM, then KILL) when c ends. */
+** process group of its own supervised by the core, ends (TERM, then KILL) with c. */
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <string.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "lctx.h"
 
 extern char **environ;
 
-/* A descriptor readable when pid exits, or -1 (kernels before 5.3). */
-static int pidfd_of(pid_t pid) {
-#ifdef SYS_pidfd_open
-  return (int)syscall(SYS_pidfd_open, pid, 0);
-#else
-  (void)pid;
-  return -1;
-#endif
-}
-
-/* What ends a wait besides the child's exit: the context passed to execute
-** and those of the ctx.run calls around it (execute is a check point of
-** theirs, as c:wait and ctx.sleep are). */
-#define MAXCTX 9
-typedef struct watch {
-  int n;
-  ctx_t *c[MAXCTX];
-  int fd[MAXCTX];          /* readable once c[i] is done, or -1 */
-  int64_t d[MAXCTX];       /* c[i]'s deadline, CTX_FOREVER once expired by us */
-} watch;
-
-static int any_done(const watch *w) {
-  for (int i = 0; w && i < w->n; i++) if (ctx_done(w->c[i])) return 1;
-  return 0;
-}
-
-/* Waits for pid to exit, or for a context of w (if not NULL) to end, at most
-** timeout_ms (-1: no limit). 1 and *status when pid exited, else 0. */
-static int wait_child(pid_t pid, int pidfd, watch *w, int64_t timeout_ms, int *status) {
-  int64_t limit = timeout_ms < 0 || timeout_ms >= CTX_FOREVER / 1000000 - ctx_now() / 1000000
-                      ? CTX_FOREVER : ctx_now() + timeout_ms * 1000000;
-  int nw = w ? w->n : 0;
-  for (;;) {
-    pid_t got = waitpid(pid, status, WNOHANG);
-    if (got == pid) return 1;
-    if (got < 0 && errno != EINTR) { *status = -1; return 1; }
-    if (any_done(w)) return 0;
-    int64_t now = ctx_now(), until = limit;
-    if (now >= limit) return 0;
-    for (int i = 0; i < nw; i++) {
-      if (now >= w->d[i]) {  /* the timer thread may be late on a loaded machine */
-        ctx_expire(w->c[i]);
-        w->d[i] = CTX_FOREVER;
-      }
-      if (w->d[i] < until) until = w->d[i];
-    }
-    struct pollfd p[MAXCTX + 1];
-    nfds_t n = 0;
-    if (pidfd >= 0) p[n++] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
-    for (int i = 0; i < nw; i++)
-      if (w->fd[i] >= 0) p[n++] = (struct pollfd){ .fd = w->fd[i], .events = POLLIN };
-    /* without a pidfd, poll the child every 5 ms */
-    int64_t slice = until == CTX_FOREVER ? -1 : (until - now + 999999) / 1000000;
-    if (pidfd < 0 && (slice < 0 || slice > 5)) slice = 5;
-    if (slice > 60000) slice = 60000;  /* poll takes an int */
-    poll(p, n, (int)slice);  /* EINTR (ctx.run's signal, say): look again */
-  }
-}
-
-/* Adds c to w; raises only for out-of-memory or out of descriptors. */
-static void watch_add(lua_State *L, watch *w, ctx_t *c) {
-  if (w->n == MAXCTX) return;
-  int i = w->n++;
-  w->c[i] = c;
-  w->fd[i] = -1;
-  w->d[i] = CTX_FOREVER;
-  ctx_deadline(c, &w->d[i]);
-  /* the roots and WithoutCancel never end (CTX_EINVAL: they have no fd) */
-  if (ctx_deadline(c, NULL) || ctx_kind(c) != CTX_KIND_BACKGROUND) {
-    int fd = ctx_fd(c);
-    if (fd < 0 && fd != CTX_EINVAL) luaL_error(L, "ctx: %s", ctx_strerror(fd));
-    w->fd[i] = fd;
-  }
-}
-
 static int push_status(lua_State *L, int status) {
-  if (status == -1) return luaL_fileresult(L, 0, NULL);
   const char *what = "exit";
   int code = 0;
   if (WIFEXITED(status)) code = WEXITSTATUS(status);
@@ -100,18 +21,40 @@ static int push_status(lua_State *L, int status) {
   return 3;
 }
 
+/* Starts `sh -c cmd` leading a process group of its own (so that all of it
+** can be ended), with no signal blocked; 0 or an errno. */
+static int spawn_shell(const char *cmd, pid_t *pid) {
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
+  char *argv[] = { "sh", "-c", (char *)cmd, NULL };
+  int rc = posix_spawn(pid, "/bin/sh", NULL, &attr, argv, environ);
+  posix_spawnattr_destroy(&attr);
+  return rc;
+}
+
+/* The core waits for the child with c and the runs' contexts (and ends it):
+** CTX_PROC_TERMINAL gives it the terminal's foreground while it runs, so that
+** it can prompt and Ctrl-C reaches it (and this process, as a shell does). */
 int lctx_execute(lua_State *L) {
-  lctx_S *S = lctx_enter(L);
+  lctx_hub *S = lctx_enter(L);
   lctx_ud *u = lctx_check(L, 1, "execute");
   const char *cmd = NULL;
   int t = lua_type(L, 2);
   if (t == LUA_TSTRING || t == LUA_TNUMBER) cmd = lua_tostring(L, 2);
   else if (t != LUA_TNONE && t != LUA_TNIL) lctx_typeerror(L, 2, "execute", "string");
-  lua_Number grace = lua_isnoneornil(L, 3) ? 1.0 : lctx_checkseconds(L, 3, "execute");
-  lctx_runrec *stopped = lctx_run_stopped(S);
-  if (stopped) return lctx_run_raise(L, stopped);  /* a check point of ctx.run */
-  if (ctx_done(u->c)) {  /* nothing runs */
-    lctx_settle(L, S);
+  lua_Number grace = 1.0;
+  if (!lua_isnoneornil(L, 3)) {
+    grace = lctx_checkseconds(L, 3, "execute");
+    if (grace < 0) lctx_argerror(L, 3, "execute", "grace must not be negative");
+  }
+  lctx_checkpoint(L, S);  /* a check point of ctx.run */
+  if (ctx_done(u->c)) {   /* nothing runs */
+    lctx_settle(L, S, u->c);
     lua_pushnil(L);
     lctx_pusherr(L, ctx_err(u->c));
     return 2;
@@ -120,43 +63,61 @@ int lctx_execute(lua_State *L) {
     lua_pushboolean(L, access("/bin/sh", X_OK) == 0);
     return 1;
   }
-  watch w = { 0 };
-  watch_add(L, &w, u->c);
-  for (lctx_runrec *r = S->runs; r != S->barrier; r = r->outer) watch_add(L, &w, r->c);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setpgroup(&attr, 0);  /* its own group, so all of it can be killed */
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
-  char *argv[] = { "sh", "-c", (char *)cmd, NULL };
+  lctx_ctxs w;
+  lctx_ctxs_init(&w);
   pid_t pid;
-  int rc = posix_spawn(&pid, "/bin/sh", NULL, &attr, argv, environ);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
+  int rc = spawn_shell(cmd, &pid);
+  if (rc != 0) {  /* the command may be long: the message names the shell */
     errno = rc;
-    return luaL_fileresult(L, 0, cmd);
+    return luaL_fileresult(L, 0, "ctx.execute: /bin/sh");
   }
-  int pidfd = pidfd_of(pid);
-  int status;
-  int exited = wait_child(pid, pidfd, &w, -1, &status);
-  if (!exited) {
-    /* a context ended: TERM the group, KILL it after the grace period, reap
-    ** (milliseconds in 64 bits: a grace of weeks must not wrap around) */
-    kill(-pid, SIGTERM);
-    int64_t ms = grace <= 0 ? 0 : grace >= 9e12 ? -1 : (int64_t)(grace * 1000 + 0.5);
-    if (!wait_child(pid, pidfd, NULL, ms, &status)) {
-      kill(-pid, SIGKILL);
-      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  ctx_proc_t *p;
+  if ((rc = ctx_proc_open(pid, CTX_PROC_GROUP | CTX_PROC_TERMINAL, &p)) != CTX_OK) {
+    kill(-pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    return luaL_error(L, "ctx: %s", ctx_strerror(rc));
+  }
+  int exited = 0, status = 0;
+  for (;;) {
+    int64_t hold = lctx_run_hold(S);  /* a callback holding a run's stop back */
+    if (ctx_done(u->c) || lctx_run_stopped(S)) break;
+    w.n = 0;
+    if (lctx_ctxs_add(&w, u->c) != 0 || lctx_run_watch(S, &w) != 0) {
+      rc = CTX_ENOMEM;
+      break;
     }
-    kill(-pid, SIGKILL);  /* what is left of the group, if anything */
+    size_t which;
+    int64_t now = ctx_now();
+    rc = ctx_proc_wait(p, w.v, w.n, NULL, 0, hold == CTX_FOREVER ? -1 : hold - now, &which);
+    if (rc == CTX_OK && which == CTX_PROC_EXITED) {
+      exited = 1;
+      break;
+    }
+    /* EINTR: ctx.run's signal or another; the child in the foreground got a
+    ** Ctrl-C too: go on waiting for it */
+    if (rc != CTX_OK && rc != CTX_EINTR && rc != CTX_ETIMEDOUT) break;
+    rc = CTX_OK;
   }
-  if (pidfd >= 0) close(pidfd);
-  if (exited) return push_status(L, status);
-  if (!ctx_done(u->c) && (stopped = lctx_run_stopped(S)) != NULL)
-    return lctx_run_raise(L, stopped);  /* ended by a run's context: its stop */
-  lctx_settle(L, S);
+  lctx_ctxs_free(&w);
+  if (!exited) {  /* a context ended (or out of memory): the whole group goes */
+    int64_t ns = grace >= 9e9 ? CTX_FOREVER : ctx_seconds_to_ns(grace);
+    while (ctx_proc_terminate(p, ns) == CTX_EINTR) {}
+  }
+  int reaped = ctx_proc_status(p, &status);
+  ctx_proc_close(p);
+  if (rc != CTX_OK) return luaL_error(L, "ctx: %s", ctx_strerror(rc));
+  if (exited) {
+    if (!reaped) return luaL_fileresult(L, 0, NULL);
+    return push_status(L, status);
+  }
+  if (!ctx_done(u->c)) {
+    lctx_checkpoint(L, S);  /* ended by a run's context: its stop */
+    lctx_runrec *r = lctx_run_stopped(S);  /* (not raised inside a finalizer) */
+    lua_pushnil(L);
+    lctx_pusherr(L, r ? ctx_err(r->c) : CTX_ERR_CANCELED);
+    return 2;
+  }
+  lctx_settle(L, S, u->c);
   lua_pushnil(L);
   lctx_pusherr(L, ctx_err(u->c));
   return 2;

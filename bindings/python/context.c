@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include "pyctx.h"
+#include "docs.h"
 #include "structmember.h"
 
 #define STATE(self) pyctx_state_of(Py_TYPE(self))
@@ -31,92 +32,65 @@ PyObject *pyctx_err_instance(ctxstate *st, CtxObject *self) {
 
 /* ---- waiting ---- */
 
-static int64_t add_sat(int64_t a, int64_t b) {
-  return b >= CTX_FOREVER - a ? CTX_FOREVER : a + b;
-}
-
-/* Blocks (GIL released) until one of cs is done, extra_fd is readable or
-** `chunk` ns pass: 2 for extra_fd, 1 for a context, 0 otherwise (a signal
-** included). Every wait of the binding goes through here: it becomes the
-** core's ctx_wait_any once that lands. */
-static int block(ctx_t **cs, size_t nc, int extra_fd, int64_t chunk) {
-  if (nc == 1 && extra_fd < 0) {
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = ctx_wait(cs[0], chunk);
-    Py_END_ALLOW_THREADS
-    return rc == CTX_OK;
-  }
-  struct pollfd small[8], *p = small;
-  size_t n = 0, need = nc + 1;
-  if (need > 8 && !(p = PyMem_Malloc(need * sizeof *p))) { PyErr_NoMemory(); return -1; }
-  for (size_t i = 0; i < nc; i++) {
-    int fd = ctx_fd(cs[i]);
-    if (fd >= 0) p[n++] = (struct pollfd){ fd, POLLIN, 0 };
-    else if (chunk > 5 * MS) chunk = 5 * MS;  /* no fd to be had: poll the state */
-  }
-  size_t xi = n;
-  if (extra_fd >= 0) p[n++] = (struct pollfd){ extra_fd, POLLIN, 0 };
-  /* whole milliseconds, rounded up: never wake early and spin */
-  int ms = chunk >= (int64_t)INT_MAX * MS ? INT_MAX : (int)((chunk + MS - 1) / MS);
-  int r;
-  Py_BEGIN_ALLOW_THREADS
-  r = poll(p, (nfds_t)n, ms);
-  Py_END_ALLOW_THREADS
-  int res = 0;
-  if (r < 0 && errno != EINTR) {
-    PyErr_SetFromErrno(PyExc_OSError);
-    res = -1;
-  } else if (r > 0) {
-    res = extra_fd >= 0 && p[xi].revents ? 2 : 1;
-  }
-  if (p != small) PyMem_Free(p);
-  return res;
-}
-
-int pyctx_wait(ctxstate *st, ctx_t *c, int64_t timeout_ns, int extra_fd) {
-  int64_t until = timeout_ns < 0 ? CTX_FOREVER : add_sat(ctx_now(), timeout_ns);
-  /* only the main thread runs signal handlers: it wakes now and then so that
-  ** Ctrl-C is seen even if the signal landed on another thread */
+int pyctx_wait_any(ctxstate *st, ctx_t *c, const int *fds, size_t nfd, ctx_proc_t *proc,
+                   int64_t timeout_ns, size_t *which) {
+  int64_t until = timeout_ns < 0 ? CTX_FOREVER : ctx_deadline_from_timeout(timeout_ns);
+  /* only the main thread runs signal handlers, and a signal may land on
+  ** another thread: it looks again now and then, so Ctrl-C is never missed */
   int is_main = PyThread_get_thread_ident() == pyctx_main_ident();
   for (;;) {
-    ctx_expire(c);  /* the timer thread may be late */
-    if (ctx_done(c) == 1) return 1;
+    if (ctx_done(c) == 1) return PYCTX_W_DONE;
     ctx_t **ics;
     size_t nic;
     int64_t due;
     if (pyctx_interrupt_poll(st, &ics, &nic, &due) < 0) return -1;
-    int64_t now = ctx_now();
+    int64_t now = ctx_now(), end = until < due ? until : due;
     if (now >= until) {
       for (size_t i = 0; i < nic; i++) ctx_unref(ics[i]);
       PyMem_Free(ics);
-      return 0;
+      return PYCTX_W_TIMEOUT;
     }
-    int64_t end = until < due ? until : due, chunk = end > now ? end - now : 0;
+    int64_t chunk = end > now ? end - now : 0;
     if (is_main && chunk > 50 * MS) chunk = 50 * MS;
+    /* c first, then the contexts of this thread's interrupting scopes */
     ctx_t *one[1] = { c }, **cs = one;
-    size_t nc = 1;
-    if (nic) {  /* c first, then the interrupting scopes' contexts */
-      cs = PyMem_Malloc((nic + 1) * sizeof *cs);
-      if (!cs) {
-        for (size_t i = 0; i < nic; i++) ctx_unref(ics[i]);
-        PyMem_Free(ics);
-        PyErr_NoMemory();
-        return -1;
-      }
-      cs[0] = c;
-      memcpy(cs + 1, ics, nic * sizeof *cs);
-      nc = nic + 1;
+    if (nic && !(cs = PyMem_Malloc((nic + 1) * sizeof *cs))) {
+      for (size_t i = 0; i < nic; i++) ctx_unref(ics[i]);
+      PyMem_Free(ics);
+      PyErr_NoMemory();
+      return -1;
     }
-    int r = block(cs, nc, extra_fd, chunk);
+    cs[0] = c;
+    for (size_t i = 0; i < nic; i++) cs[i + 1] = ics[i];
+    size_t nc = nic + 1, w = 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = proc ? ctx_proc_wait(proc, cs, nc, fds, nfd, chunk, &w)
+              : ctx_wait_any(cs, nc, fds, nfd, chunk, &w);
+    Py_END_ALLOW_THREADS
     for (size_t i = 0; i < nic; i++) ctx_unref(ics[i]);
     PyMem_Free(ics);
     if (cs != one) PyMem_Free(cs);
-    if (r < 0) return -1;
+    if (rc == CTX_OK) {
+      if (proc && w == CTX_PROC_EXITED) return PYCTX_W_EXITED;
+      if (w == 0) return PYCTX_W_DONE;
+      if (w >= nc) {
+        *which = w - nc;
+        return PYCTX_W_FD;
+      }
+      /* an interrupting scope ended: the poll raises its stop */
+    } else if (rc != CTX_ETIMEDOUT && rc != CTX_EINTR) {
+      pyctx_check_rc(rc);
+      return -1;
+    }
     if (PyErr_CheckSignals() < 0) return -1;
-    if (ctx_done(c) == 1) return 1;
-    if (r == 2) return 2;
   }
+}
+
+int pyctx_wait(ctxstate *st, ctx_t *c, int64_t timeout_ns) {
+  size_t which;
+  int r = pyctx_wait_any(st, c, NULL, 0, NULL, timeout_ns, &which);
+  return r < 0 ? -1 : r == PYCTX_W_DONE;
 }
 
 /* ---- methods ---- */
@@ -136,7 +110,7 @@ static PyObject *c_wait(CtxObject *self, PyObject *args, PyObject *kw) {
     if (pyctx_seconds(st, to, &ns) < 0) return NULL;
     if (ns < 0) ns = 0;
   }
-  int r = pyctx_wait(st, self->c, ns, -1);
+  int r = pyctx_wait(st, self->c, ns);
   if (r < 0) return NULL;
   return PyBool_FromLong(r == 1);
 }
@@ -230,13 +204,38 @@ static PyObject *c_fileno(CtxObject *self, PyObject *u) {
   return PyLong_FromLong(fd);
 }
 
+/* o as UTF-8 with what a C string cannot carry escaped: a NUL as \x00, a
+** lone surrogate as \udcxx (str(c) never fails nor stops early). */
+static char *utf8_escaped(PyObject *o) {
+  PyObject *b = PyUnicode_AsEncodedString(o, "utf-8", "backslashreplace");
+  if (!b) return NULL;
+  const char *p = PyBytes_AS_STRING(b);
+  size_t n = (size_t)PyBytes_GET_SIZE(b), nul = 0;
+  for (size_t i = 0; i < n; i++) nul += p[i] == 0;
+  char *r = malloc(n + 3 * nul + 1), *w = r;
+  if (r) {
+    for (size_t i = 0; i < n; i++) {
+      if (p[i]) *w++ = p[i];
+      else { memcpy(w, "\\x00", 4); w += 4; }
+    }
+    *w = 0;
+  } else {
+    PyErr_NoMemory();
+  }
+  Py_DECREF(b);
+  return r;
+}
+
 /* "key, value" of a WithValue node: strings as they are (as Go prints
-** them), anything else by repr(). */
+** them), anything else by repr(); a repr() that fails reads as object.__repr__. */
 static char *fmt_one(PyObject *o) {
   PyObject *s = PyUnicode_Check(o) ? Py_NewRef(o) : PyObject_Repr(o);
+  if (!s && PyErr_ExceptionMatches(PyExc_Exception)) {
+    PyErr_Clear();
+    s = PyUnicode_FromFormat("<%s object at %p>", Py_TYPE(o)->tp_name, (void *)o);
+  }
   if (!s) return NULL;
-  const char *u = PyUnicode_AsUTF8(s);
-  char *r = u ? strdup(u) : NULL;
+  char *r = utf8_escaped(s);
   Py_DECREF(s);
   return r;
 }
@@ -307,20 +306,15 @@ static void c_dealloc(CtxObject *self) {
 
 #define FC(f) (PyCFunction)(void (*)(void))(f)
 static PyMethodDef c_methods[] = {
-  { "done", FC(c_done), METH_NOARGS, "done($self, /)\n--\n\n-> bool: never blocks." },
-  { "wait", FC(c_wait), METH_VARARGS | METH_KEYWORDS,
-    "wait($self, /, timeout=None)\n--\n\n-> bool: blocks (GIL released) until done or timeout." },
-  { "err", FC(c_err), METH_NOARGS, "err($self, /)\n--\n\n-> Canceled | DeadlineExceeded | None" },
-  { "cause", FC(c_cause), METH_NOARGS, "cause($self, /)\n--\n\n-> BaseException | None" },
-  { "check", FC(c_check), METH_NOARGS, "check($self, /)\n--\n\nRaises err() if done." },
-  { "deadline", FC(c_deadline), METH_NOARGS,
-    "deadline($self, /)\n--\n\n-> float | None (epoch seconds)" },
-  { "remaining", FC(c_remaining), METH_NOARGS,
-    "remaining($self, /)\n--\n\n-> float | None (seconds left)" },
-  { "value", FC(c_value), METH_FASTCALL | METH_KEYWORDS,
-    "value($self, /, key, default=None)\n--\n\nThe innermost binding of key, else default." },
-  { "fileno", FC(c_fileno), METH_NOARGS,
-    "fileno($self, /)\n--\n\n-> int: readable once done; owned by c." },
+  { "done", FC(c_done), METH_NOARGS, DOC_C_DONE },
+  { "wait", FC(c_wait), METH_VARARGS | METH_KEYWORDS, DOC_C_WAIT },
+  { "err", FC(c_err), METH_NOARGS, DOC_C_ERR },
+  { "cause", FC(c_cause), METH_NOARGS, DOC_C_CAUSE },
+  { "check", FC(c_check), METH_NOARGS, DOC_C_CHECK },
+  { "deadline", FC(c_deadline), METH_NOARGS, DOC_C_DEADLINE },
+  { "remaining", FC(c_remaining), METH_NOARGS, DOC_C_REMAINING },
+  { "value", FC(c_value), METH_FASTCALL | METH_KEYWORDS, DOC_C_VALUE },
+  { "fileno", FC(c_fileno), METH_NOARGS, DOC_C_FILENO },
   { NULL, NULL, 0, NULL } };
 
 static PyMemberDef c_members[] = {
@@ -335,7 +329,7 @@ static PyType_Slot c_slots[] = {
   { Py_tp_traverse, c_traverse },
   { Py_tp_clear, c_clear },
   { Py_tp_dealloc, c_dealloc },
-  { Py_tp_doc, "A context: cancelation, deadline and values (see ctx.with_cancel)." },
+  { Py_tp_doc, DOC_CONTEXT_TYPE },
   { 0, NULL } };
 
 PyType_Spec pyctx_context_spec = { "ctx.Context", sizeof(CtxObject), 0,
@@ -363,7 +357,7 @@ static void rec_dealloc(ScopeCtxObject *self) {
 
 static PyMethodDef sc_methods[] = {
   { "cancel", FC(sc_cancel), METH_FASTCALL | METH_KEYWORDS,
-    "cancel($self, /, cause=None)\n--\n\nEnds the scope's context now." },
+    DOC_SC_CANCEL },
   { NULL, NULL, 0, NULL } };
 
 static PyType_Slot sc_slots[] = {
@@ -371,7 +365,7 @@ static PyType_Slot sc_slots[] = {
   { Py_tp_traverse, rec_traverse },
   { Py_tp_clear, rec_clear },
   { Py_tp_dealloc, rec_dealloc },
-  { Py_tp_doc, "The Context of a scope: a Context with cancel(cause=None)." },
+  { Py_tp_doc, DOC_SCOPECONTEXT_TYPE },
   { 0, NULL } };
 
 PyType_Spec pyctx_scopectx_spec = { "ctx.ScopeContext", sizeof(ScopeCtxObject), 0,

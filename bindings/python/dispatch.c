@@ -2,16 +2,22 @@
 ** from threads without the GIL, and the after_func dispatcher threads. */
 #include <pthread.h>
 #include <sched.h>
-#include <stdatomic.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include "pyctx.h"
 
 /* Cleared at interpreter exit: from then on objects the core drops are leaked
 ** rather than touched, and callbacks are no longer run. */
 static atomic_int g_alive = 1;
 static unsigned long g_main_ident;
+/* Callbacks handed to the dispatchers and not yet finished: interpreter exit
+** waits (a bounded time) for them, so that work whose context ended before
+** the exit still runs. */
+static atomic_long g_inflight = 0;
+#define EXIT_DRAIN_NS 1000000000LL  /* the bound, documented in the README */
 
 unsigned long pyctx_main_ident(void) { return g_main_ident; }
 
@@ -79,6 +85,7 @@ static void queue_submit(dqueue_t *q, ctx_after_t *a) {
   while (!(n = malloc(sizeof *n))) sched_yield();
   n->a = a;
   n->next = NULL;
+  atomic_fetch_add(&g_inflight, 1);
   pthread_mutex_lock(&q->mu);
   if (q->tail) q->tail->next = n; else q->head = n;
   q->tail = n;
@@ -124,6 +131,7 @@ PyObject *pyctx_dispatch_loop(PyObject *mod, PyObject *which) {
       batch = next;
       ctx_after_run(a);
       if (PyErr_Occurred()) PyErr_WriteUnraisable(NULL);
+      atomic_fetch_sub(&g_inflight, 1);
     }
   }
   Py_RETURN_NONE;
@@ -155,6 +163,15 @@ int pyctx_ensure_dispatcher(ctxstate *st, int which) {
 
 PyObject *pyctx_shutdown(PyObject *mod, PyObject *unused) {
   (void)mod; (void)unused;
+  /* after_funcs already handed over (their context ended before exit) run
+  ** first, callbacks they cause included, for at most EXIT_DRAIN_NS */
+  int64_t until = ctx_now() + EXIT_DRAIN_NS;
+  Py_BEGIN_ALLOW_THREADS
+  while (atomic_load(&g_inflight) > 0 && ctx_now() < until) {
+    struct timespec ts = { 0, 2000000 };
+    nanosleep(&ts, NULL);
+  }
+  Py_END_ALLOW_THREADS
   atomic_store(&g_alive, 0);
   pyctx_deliver_shutdown();
   /* a scope never exited may keep a kernel timer armed: ignore the wake
@@ -174,6 +191,10 @@ PyObject *pyctx_after_fork_child(PyObject *mod, PyObject *unused) {
   /* the dispatchers did not survive the fork, and may have held their locks */
   g_main_ident = PyThread_get_thread_ident();
   pyctx_interrupt_fork_child();
+  long queued = 0;  /* a callback that was running did not survive the fork */
+  for (int i = 0; i < 2; i++)
+    for (qnode_t *n = QS[i].head; n; n = n->next) queued++;
+  atomic_store(&g_inflight, queued);
   for (int i = 0; i < 2; i++) {
     pthread_mutex_init(&QS[i].mu, NULL);
     pthread_cond_init(&QS[i].cv, NULL);

@@ -443,6 +443,16 @@ int pyctx_interrupt_exit(ctxstate *st, ScopeObject *s, PyObject *passing) {
   return rc;
 }
 
+void pyctx_interrupt_detach(ScopeObject *s) {
+  ithread_t *ith = s->ith;
+  unlink_scope(s);
+  if (ith == pyctx_ith()) {
+    if (!ith->top && !pyctx_stop_pending(ith)) pyctx_disarm(ith);
+    release_ith(ith);
+  }
+  Py_DECREF(s);  /* the list's reference */
+}
+
 void pyctx_interrupt_dealloc(ScopeObject *s) {
   if (s->ith) unlink_scope(s);  /* unreachable while listed: kept for safety */
   Py_CLEAR(s->delivered);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "pyctx.h"
+#include "docs.h"
 
 PyObject *pyctx_wrap(ctxstate *st, PyTypeObject *tp, ctx_t *c) {
   (void)st;
@@ -311,27 +312,12 @@ static PyObject *f_sleep(PyObject *m, PyObject *const *a0, Py_ssize_t n, PyObjec
   if (!pyctx_bind("sleep", names, 2, 2, 1, a0, n, kwn, a) ||
       pyctx_seconds(st, a[0], &ns) < 0 || !(c = pyctx_context_or_current(st, a[1])))
     return NULL;
-  int r = pyctx_wait(st, ((CtxObject *)c)->c, ns < 0 ? 0 : ns, -1);
+  int r = pyctx_wait(st, ((CtxObject *)c)->c, ns < 0 ? 0 : ns);
   PyObject *res = NULL;
   if (r == 1) res = PyObject_CallMethod(c, "check", NULL);
   else if (r >= 0) res = Py_NewRef(Py_None);
   Py_DECREF(c);
   return res;
-}
-
-/* _wait_fd(c, fd, timeout): 'done', 'fd' or 'timeout' (run_process uses it). */
-static PyObject *f_wait_fd(PyObject *m, PyObject *args) {
-  ctxstate *st = ST(m);
-  PyObject *c, *to;
-  int fd;
-  int64_t ns = -1;
-  if (!PyArg_ParseTuple(args, "OiO:_wait_fd", &c, &fd, &to)) return NULL;
-  if (to != Py_None && pyctx_seconds(st, to, &ns) < 0) return NULL;
-  if (!(c = pyctx_context_or_current(st, c))) return NULL;
-  int r = pyctx_wait(st, ((CtxObject *)c)->c, ns, fd);
-  Py_DECREF(c);
-  if (r < 0) return NULL;
-  return PyUnicode_FromString(r == 1 ? "done" : r == 2 ? "fd" : "timeout");
 }
 
 static PyObject *f_num_children(PyObject *m, PyObject *c) {
@@ -378,40 +364,39 @@ static PyObject *f_wake_path(PyObject *m, PyObject *u) {
 #define FC(f) (PyCFunction)(void (*)(void))(f)
 static PyMethodDef mod_methods[] = {
   { "background", f_background, METH_NOARGS,
-    "background($module, /)\n--\n\nThe root context, the same object every call." },
+    DOC_BACKGROUND },
   { "todo", f_todo, METH_NOARGS,
-    "todo($module, /)\n--\n\nThe TODO root context, the same object every call." },
+    DOC_TODO },
   { "with_cancel", FC(f_with_cancel), METH_FASTCALL | METH_KEYWORDS,
-    "with_cancel($module, /, parent)\n--\n\n-> (Context, cancel)" },
+    DOC_WITH_CANCEL },
   { "with_cancel_cause", FC(f_with_cancel_cause), METH_FASTCALL | METH_KEYWORDS,
-    "with_cancel_cause($module, /, parent)\n--\n\n-> (Context, cancel(cause=None))" },
+    DOC_WITH_CANCEL_CAUSE },
   { "with_deadline", FC(f_with_deadline), METH_FASTCALL | METH_KEYWORDS,
-    "with_deadline($module, /, parent, when)\n--\n\n-> (Context, cancel); when: epoch seconds or datetime" },
+    DOC_WITH_DEADLINE },
   { "with_deadline_cause", FC(f_with_deadline_cause), METH_FASTCALL | METH_KEYWORDS,
-    "with_deadline_cause($module, /, parent, when, cause)\n--\n\n-> (Context, cancel)" },
+    DOC_WITH_DEADLINE_CAUSE },
   { "with_timeout", FC(f_with_timeout), METH_FASTCALL | METH_KEYWORDS,
-    "with_timeout($module, /, parent, seconds)\n--\n\n-> (Context, cancel); seconds: int, float or timedelta" },
+    DOC_WITH_TIMEOUT },
   { "with_timeout_cause", FC(f_with_timeout_cause), METH_FASTCALL | METH_KEYWORDS,
-    "with_timeout_cause($module, /, parent, seconds, cause)\n--\n\n-> (Context, cancel)" },
+    DOC_WITH_TIMEOUT_CAUSE },
   { "with_value", FC(f_with_value), METH_FASTCALL | METH_KEYWORDS,
-    "with_value($module, /, parent, key, value)\n--\n\n-> Context" },
+    DOC_WITH_VALUE },
   { "without_cancel", FC(f_without_cancel), METH_FASTCALL | METH_KEYWORDS,
-    "without_cancel($module, /, parent)\n--\n\n-> Context: parent's values, never done" },
+    DOC_WITHOUT_CANCEL },
   { "after_func", FC(f_after_func), METH_FASTCALL | METH_KEYWORDS,
-    "after_func($module, /, c, fn)\n--\n\n-> stop: runs fn() once after c is done" },
+    DOC_AFTER_FUNC },
   { "cause", FC(f_cause), METH_FASTCALL | METH_KEYWORDS,
-    "cause($module, /, c)\n--\n\n-> BaseException | None" },
+    DOC_CAUSE },
   { "current", f_current, METH_NOARGS,
-    "current($module, /)\n--\n\nThe innermost scope's context of this thread/task, else background()." },
+    DOC_CURRENT },
   { "scope", FC(f_scope), METH_FASTCALL | METH_KEYWORDS,
-    "scope($module, /, parent=None)\n--\n\nA cancel scope: with / async with / decorator." },
+    DOC_SCOPE },
   { "timeout", FC(f_timeout), METH_FASTCALL | METH_KEYWORDS,
-    "timeout($module, /, seconds, parent=None, *, interrupt=False)\n--\n\nA scope with a timeout." },
+    DOC_TIMEOUT },
   { "deadline", FC(f_deadline), METH_FASTCALL | METH_KEYWORDS,
-    "deadline($module, /, when, parent=None, *, interrupt=False)\n--\n\nA scope with a deadline." },
+    DOC_DEADLINE },
   { "sleep", FC(f_sleep), METH_FASTCALL | METH_KEYWORDS,
-    "sleep($module, /, seconds, c=None)\n--\n\nSleeps; raises c.err() if c ends first." },
-  { "_wait_fd", f_wait_fd, METH_VARARGS, NULL },
+    DOC_SLEEP },
   { "_context_or_current", f_context_or_current, METH_O, NULL },
   { "_register_types", FC(f_register_types), METH_FASTCALL, NULL },
   { "_interrupt_check", FC(pyctx_interrupt_check), METH_FASTCALL, NULL },
@@ -434,8 +419,9 @@ static PyObject *new_type(PyObject *m, PyType_Spec *spec, PyObject *base) {
   return t;
 }
 
-static PyObject *new_exc(PyObject *m, const char *name, PyObject *base, const char *doc) {
-  PyObject *e = PyErr_NewExceptionWithDoc(name, doc, base, NULL);
+static PyObject *new_exc(PyObject *m, const char *name, PyObject *base, const char *doc,
+                         PyObject *dict) {
+  PyObject *e = PyErr_NewExceptionWithDoc(name, doc, base, dict);
   if (e && PyModule_AddObjectRef(m, strrchr(name, '.') + 1, e) < 0) Py_CLEAR(e);
   return e;
 }
@@ -447,6 +433,11 @@ static PyObject *import_attr(const char *mod, const char *attr) {
   Py_DECREF(m);
   return a;
 }
+
+#define CONTEXT_ERROR_DOC \
+  "Base of the errors a done context reports: Canceled and DeadlineExceeded.\n\n" \
+  "stdout, stderr: the output captured so far when ctx.run_process raised it\n" \
+  "(as subprocess.TimeoutExpired has them); None otherwise."
 
 static int mod_exec(PyObject *m) {
   ctxstate *st = ST(m);
@@ -468,13 +459,23 @@ static int mod_exec(PyObject *m) {
   st->new_Scope = (PyTypeObject *)Py_NewRef(st->Scope);
   if (!(st->Cancel = (PyTypeObject *)new_type(m, &cancel_spec, NULL))) return -1;
   if (!(st->Stop = (PyTypeObject *)new_type(m, &stop_spec, NULL))) return -1;
-  if (!(st->ContextError = new_exc(m, "ctx.ContextError", PyExc_Exception,
-        "Base of the errors a context reports once done."))) return -1;
+  /* run_process sets stdout/stderr on the errors it raises (the output so
+  ** far, as subprocess.TimeoutExpired has it); None on every other one */
+  PyObject *attrs = Py_BuildValue("{sOsO}", "stdout", Py_None, "stderr", Py_None);
+  if (!attrs) return -1;
+  st->ContextError = new_exc(m, "ctx.ContextError", PyExc_Exception, CONTEXT_ERROR_DOC, attrs);
+  Py_DECREF(attrs);
+  if (!st->ContextError) return -1;
   if (!(st->Canceled = new_exc(m, "ctx.Canceled", st->ContextError,
-        "context canceled"))) return -1;
+        "The error of a context ended by a cancel: str() is 'context canceled'.\n\n"
+        "Raised by c.check(), ctx.sleep, ctx.run_process and interrupting scopes;\n"
+        "the cancel's cause, if any, is its __cause__.", NULL))) return -1;
   PyObject *bases = PyTuple_Pack(2, st->ContextError, PyExc_TimeoutError);
   if (!bases) return -1;
-  st->DeadlineExceeded = new_exc(m, "ctx.DeadlineExceeded", bases, "context deadline exceeded");
+  st->DeadlineExceeded = new_exc(m, "ctx.DeadlineExceeded", bases,
+      "The error of a context whose deadline passed: str() is\n"
+      "'context deadline exceeded'. Also a TimeoutError, so code that handles\n"
+      "timeouts in general handles it too.", NULL);
   Py_DECREF(bases);
   if (!st->DeadlineExceeded) return -1;
   if (!(st->msg_canceled = PyUnicode_FromString("context canceled"))) return -1;
@@ -493,7 +494,10 @@ static int mod_exec(PyObject *m) {
   if (!(st->on_instruction = PyObject_GetAttrString(m, "_on_instruction"))) return -1;
   if (!(st->on_start = PyObject_GetAttrString(m, "_on_start"))) return -1;
   if (pyctx_deliver_init(st) < 0) return -1;
-  return 0;
+  /* the version is written once, in ctx.h; the package reads it from here */
+  if (PyModule_AddStringConstant(m, "__version__", ctx_version()) < 0) return -1;
+  if (pyctx_proc_init(m) < 0) return -1;
+  return pyctx_runner_init(m);
 }
 
 static int mod_traverse(PyObject *m, visitproc visit, void *arg) {

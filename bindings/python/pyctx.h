@@ -121,11 +121,16 @@ PyObject *pyctx_after_fork_child(PyObject *mod, PyObject *unused);
 extern PyType_Spec pyctx_context_spec, pyctx_scopectx_spec;
 PyObject *pyctx_err_instance(ctxstate *st, CtxObject *self);  /* new ref or None */
 PyObject *pyctx_new_err(ctxstate *st, ctx_t *c);  /* fresh instance with __cause__ */
-/* The one wait of the binding: for c (NULL: none), extra_fd readable (or -1),
-** or a stop of this thread's interrupting scopes, at most timeout_ns
-** (negative: no limit). Returns 1 done, 2 extra_fd ready, 0 timed out, -1
-** with an exception (the stop, or KeyboardInterrupt from a signal handler). */
-int pyctx_wait(ctxstate *st, ctx_t *c, int64_t timeout_ns, int extra_fd);
+/* The one wait of the binding (ctx.sleep, c.wait, run_process), on the
+** core's ctx_wait_any (ctx_proc_wait with a child): until c is done, one of
+** fds is readable (*which: its index), proc exits, timeout_ns passes
+** (negative: no limit), or a stop of this thread's interrupting scopes is
+** due (-1, the stop raised; so is a signal handler's exception). */
+enum { PYCTX_W_TIMEOUT, PYCTX_W_DONE, PYCTX_W_FD, PYCTX_W_EXITED };
+int pyctx_wait_any(ctxstate *st, ctx_t *c, const int *fds, size_t nfd, ctx_proc_t *proc,
+                   int64_t timeout_ns, size_t *which);
+/* the same for c alone: 1 done, 0 timed out, -1 with an exception */
+int pyctx_wait(ctxstate *st, ctx_t *c, int64_t timeout_ns);
 
 /* ---- scope.c ---- */
 extern PyType_Spec pyctx_scope_spec;
@@ -174,6 +179,7 @@ int pyctx_interrupt_enter(ctxstate *st, ScopeObject *s);
 ** of an enclosing scope that ended meanwhile: -1 with it set */
 int pyctx_interrupt_exit(ctxstate *st, ScopeObject *s, PyObject *passing);
 void pyctx_interrupt_dealloc(ScopeObject *s);
+void pyctx_interrupt_detach(ScopeObject *s);  /* leaves its duty, raises nothing */
 /* For waits: -1 with the stop set if one is due now; else 0, with the
 ** contexts of this thread's interrupting scopes that may still end (new
 ** references in a PyMem array, *cs NULL when none) and when the next stop
@@ -224,5 +230,13 @@ void *pyctx_timer_arm(int64_t deadline);
 void pyctx_timer_disarm(void *timer);
 void pyctx_timer_forget(void *timer);  /* after fork: the kernel dropped it */
 const char *pyctx_wake_path(void);     /* "linux-timer" or "posix-signal" */
+
+/* runner.c: the watchdog of `python -m ctx` and the children run_process
+** started (a hard exit kills their groups) */
+int pyctx_runner_init(PyObject *mod);  /* adds its functions to the module */
+/* proc.c: adds ctx._Proc, run_process's hold on a child */
+int pyctx_proc_init(PyObject *mod);
+int pyctx_track_child(int pid, int group);
+void pyctx_untrack_child(int pid);
 
 #endif

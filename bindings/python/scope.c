@@ -1,6 +1,7 @@
 /* scope.c — scopes (ctx.scope/timeout/deadline as `with`) and ctx.current():
 ** the chain of scope records, which knows the generators that suspend inside one. */
 #include "pyctx.h"
+#include "docs.h"
 #include "structmember.h"
 
 /* ---- owners: the generator or coroutine whose frame entered a scope ---- */
@@ -260,6 +261,17 @@ static PyObject *sc_exit(ScopeObject *self, PyObject *const *a, Py_ssize_t n) {
   Py_RETURN_FALSE;
 }
 
+/* _detach(): in a process forked inside the block, the scope stops
+** interrupting and its context stops being ctx.current(); nothing is
+** canceled (python -m ctx: a forked child does not inherit the runner's root). */
+static PyObject *sc_detach(ScopeObject *self, PyObject *u) {
+  (void)u;
+  if (self->interrupt && self->ith) pyctx_interrupt_detach(self);
+  self->interrupt = 0;
+  if (self->active) self->active->exited = 1;  /* current() passes over it */
+  Py_RETURN_NONE;
+}
+
 static PyObject *sc_clone(ScopeObject *self, PyObject *u) {
   (void)u;
   return pyctx_make_scope(pyctx_state_of(Py_TYPE(self)), self->kind, self->ns,
@@ -321,6 +333,7 @@ static PyMethodDef sc_methods[] = {
   { "__exit__", FC(sc_exit), METH_FASTCALL, NULL },
   { "_enter_at", FC(sc_enter_at), METH_O, "Enters on behalf of a frame (async with)." },
   { "_clone", FC(sc_clone), METH_NOARGS, "A fresh, unentered scope with the same arguments." },
+  { "_detach", FC(sc_detach), METH_NOARGS, NULL },
   { NULL, NULL, 0, NULL } };
 
 static PyMemberDef sc_members[] = {
@@ -341,7 +354,7 @@ static PyType_Slot sc_slots[] = {
   { Py_tp_traverse, sc_traverse },
   { Py_tp_clear, sc_clear },
   { Py_tp_dealloc, sc_dealloc },
-  { Py_tp_doc, "A scope: `with`, `async with` or a decorator; see ctx.timeout." },
+  { Py_tp_doc, DOC_SCOPE_TYPE },
   { 0, NULL } };
 
 PyType_Spec pyctx_scope_spec = { "ctx.Scope", sizeof(ScopeObject), 0,

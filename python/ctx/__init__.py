@@ -13,7 +13,9 @@ deadline, or already passed). ``None`` is never a key: ``with_value`` and
 ``value`` both raise TypeError for it.
 """
 import atexit as _atexit
+import datetime as _datetime
 import os as _os
+from typing import Union as _Union
 
 from ._ctx import (  # noqa: F401  (re-exported)
     Canceled,
@@ -36,12 +38,16 @@ from ._ctx import (  # noqa: F401  (re-exported)
     with_timeout_cause,
     with_value,
     without_cancel,
+    __version__,
 )
 from . import _ctx
 
 # the types of the callables that with_* and after_func return
 CancelFunc = CancelCauseFunc = _ctx.CancelFunc
 StopFunc = _ctx.StopFunc
+# what the time arguments accept, for annotations (see the module docstring)
+Seconds = _Union[int, float, _datetime.timedelta]
+When = _Union[int, float, _datetime.datetime]
 from ._types import Context, Scope, ScopeContext, shield  # noqa: F401
 from ._helpers import on_signal, run_process  # noqa: F401
 
@@ -50,12 +56,15 @@ __all__ = [
     "SignalReceived", "after_func", "background", "cause", "current", "deadline",
     "scope", "sleep", "timeout", "todo", "with_cancel", "with_cancel_cause",
     "with_deadline", "with_deadline_cause", "with_timeout", "with_timeout_cause",
-    "with_value", "without_cancel", "on_signal", "run_process", "shield",
+    "with_value", "without_cancel", "on_signal", "run_process", "Seconds", "When",
+    "shield",
 ]
 
 
 class SignalReceived(Exception):
-    """The cause recorded by ``ctx.on_signal`` when one of its signals arrives."""
+    """The cause recorded by ``ctx.on_signal`` (and ``python -m ctx``) when
+    one of its signals arrives: ``signum`` is the signal's number, ``str()``
+    reads ``received signal SIGINT``."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)

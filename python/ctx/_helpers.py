@@ -1,12 +1,12 @@
 # _helpers.py — helpers for scripted workflows: run_process (a subprocess that
 # dies with its context) and on_signal (Go's signal.NotifyContext as a scope).
+import contextlib
 import os
-import select
 import signal
 import subprocess
-import threading
+import sys
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from . import _ctx
 
@@ -14,51 +14,123 @@ from . import _ctx
 _current_or = _ctx._context_or_current  # c, or ctx.current() for None; TypeError else
 
 
-def _open_pidfd(pid: int) -> int:
+_TEXT_KEYS = ("text", "universal_newlines", "encoding", "errors")
+_CHUNK = 32768
+
+
+def _check_input(inp: Any, text_mode: bool) -> None:
+    """input must be what the pipe takes: caught here, before anything runs
+    (a bad one used to leave the child waiting for its stdin for ever)."""
+    if inp is None:
+        return
+    if text_mode:
+        if not isinstance(inp, str):
+            raise TypeError("input must be str when text=True (or encoding, errors or "
+                            "universal_newlines is given), not %s" % type(inp).__name__)
+        return
+    if isinstance(inp, str):
+        raise TypeError("input must be a bytes-like object, not str: pass text=True "
+                        "(or an encoding) to give str")
     try:
-        return os.pidfd_open(pid)  # type: ignore[attr-defined,no-any-return]
-    except (AttributeError, OSError):
-        return -1
+        memoryview(inp)
+    except TypeError:
+        raise TypeError("input must be a bytes-like object, not %s"
+                        % type(inp).__name__) from None
 
 
-def _signal_group(p: subprocess.Popen, own_group: bool, sig: int) -> None:
-    try:
-        if own_group:
-            os.killpg(p.pid, sig)
-        else:
-            p.send_signal(sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _flags(kw: Dict[str, Any]) -> int:
+    """The child's process group, from the arguments subprocess.run takes:
+    its own group by default (process_group=0: all of it can be ended, and it
+    keeps the terminal); start_new_session=True also gives it its own group
+    (and no terminal); start_new_session=False, or process_group=N > 0, keep
+    it in that group: then only the child itself is signaled."""
+    base = _ctx._PROC_NOREAP  # Popen reaps it, as subprocess.run does
+    if "process_group" in kw:
+        pg = kw["process_group"]
+        if kw.get("start_new_session"):
+            raise ValueError("process_group and start_new_session=True may not both be used")
+        if pg == 0:
+            return base | _ctx._PROC_GROUP | _ctx._PROC_TERMINAL
+        return base
+    if "start_new_session" in kw:
+        return base | _ctx._PROC_GROUP if kw["start_new_session"] else base
+    kw["process_group"] = 0
+    return base | _ctx._PROC_GROUP | _ctx._PROC_TERMINAL
 
 
-def _exited_within(p: subprocess.Popen, pidfd: int, seconds: float) -> bool:
-    if p.poll() is not None:
-        return True
-    if pidfd >= 0:
-        select.select([pidfd], [], [], max(seconds, 0))
-        return p.poll() is not None
-    try:
-        p.wait(seconds)
-        return True
-    except subprocess.TimeoutExpired:
-        return False
+def _decode(p: subprocess.Popen, pipe: Any, chunks: List[bytes]) -> Any:
+    """What was read, as subprocess.run returns it (None for a pipe not captured)."""
+    if pipe is None:
+        return None
+    data = b"".join(chunks)
+    if not getattr(p, "text_mode", False):
+        return data
+    text = data.decode(pipe.encoding, pipe.errors)
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines
 
 
-def _terminate(p: subprocess.Popen, own_group: bool, pidfd: int, grace: float) -> None:
-    """SIGTERM to the child's group, SIGKILL after grace seconds, then reap."""
-    if p.poll() is None:
-        _signal_group(p, own_group, signal.SIGTERM)
-        if not _exited_within(p, pidfd, grace):
-            _signal_group(p, own_group, signal.SIGKILL)
-    elif own_group:
-        _signal_group(p, own_group, signal.SIGKILL)  # stragglers of the group
-    p.wait()
+def _shield() -> Any:
+    """ctx.shield() where the package has it (no stop is raised inside)."""
+    shield = getattr(sys.modules[__package__ or "ctx"], "shield", None)
+    return shield() if shield is not None else contextlib.nullcontext()
+
+
+def _drain(reads: Dict[int, List[bytes]]) -> None:
+    """Appends what the pipes hold now; a descendant may hold them open, so
+    this never waits for their end."""
+    for fd, acc in reads.items():
+        while True:
+            try:
+                b = os.read(fd, _CHUNK)
+            except OSError:  # BlockingIOError included
+                break
+            if not b:
+                break
+            acc.append(b)
+
+
+def _stop_error(c: Any) -> BaseException:
+    """A fresh instance of c's error (check() reuses one: the output set on
+    it must not stick to the next), with the cause as __cause__."""
+    err = c.err()
+    e = type(err)(*err.args)
+    cause = c.cause()
+    if cause is not err:
+        e.__cause__ = cause
+    return e
 
 
 def run_process(args: Any, c: Any = None, *, grace: float = 1.0,
                 **popen_kwargs: Any) -> "subprocess.CompletedProcess[Any]":
-    """Like subprocess.run; when c ends, the child's process group gets SIGTERM,
-    then SIGKILL after `grace` seconds, is reaped, and c.err() is raised."""
+    """Runs a command as subprocess.run does, and ends it when c ends.
+
+    args and the keyword arguments are subprocess.run's (input, capture_output,
+    timeout, check, text, encoding, errors, stdout, stderr, cwd, env, ...).
+    c: the context (a ctx.Context; default ctx.current()). If it is already
+    done, nothing runs and c.err() is raised. When c ends first, the child's
+    process group gets SIGCONT and SIGTERM, then SIGKILL after `grace` seconds
+    (a number >= 0), is reaped, and a fresh c.err() (ctx.Canceled or
+    ctx.DeadlineExceeded, the cause as __cause__) is raised at once, with the
+    output read so far as its .stdout and .stderr. A descendant that keeps the
+    output pipes open never delays that; the run otherwise ends as
+    subprocess.run's does, when the child has exited and its output is read.
+
+    The child runs in a process group of its own (process_group=0), which
+    gets the terminal's foreground while it runs when this process has it: it
+    can prompt on /dev/tty, and Ctrl-C reaches it (and this process too, if
+    the child dies of it). start_new_session and process_group are honoured:
+    start_new_session=True gives it a new session (no terminal);
+    start_new_session=False or process_group=N > 0 keep it in that group,
+    and then only the child itself is signaled.
+
+    timeout=: subprocess.TimeoutExpired once it passes (the child ended as
+    above), its .stdout/.stderr the output so far (text in text mode);
+    check=True: subprocess.CalledProcessError for a nonzero status.
+    Raises TypeError for an input of the wrong type (str without text=True,
+    bytes with it) or a bad c or grace, ValueError for conflicting arguments
+    (input with stdin, capture_output with stdout or stderr) or a NaN grace,
+    and in an interrupting scope its stop (the child ended first).
+    """
     c = _current_or(c)
     # checked now, not when c ends: a bad grace would then leave the child alive
     if isinstance(grace, bool) or not isinstance(grace, (int, float)):
@@ -70,6 +142,8 @@ def run_process(args: Any, c: Any = None, *, grace: float = 1.0,
     inp = kw.pop("input", None)
     check = kw.pop("check", False)
     limit: Optional[float] = kw.pop("timeout", None)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))):
+        raise TypeError("timeout must be int, float or None, not %s" % type(limit).__name__)
     if kw.pop("capture_output", False):
         if "stdout" in kw or "stderr" in kw:
             raise ValueError("stdout and stderr arguments may not be used with capture_output.")
@@ -78,65 +152,133 @@ def run_process(args: Any, c: Any = None, *, grace: float = 1.0,
         if "stdin" in kw:
             raise ValueError("stdin and input arguments may not both be used.")
         kw["stdin"] = subprocess.PIPE
-    own_group = not kw.get("start_new_session") and "process_group" not in kw
-    if own_group:
-        kw["start_new_session"] = True
-    own_group = own_group or bool(kw.get("start_new_session")) or kw.get("process_group") == 0
-    pipes = any(kw.get(k) == subprocess.PIPE for k in ("stdin", "stdout", "stderr"))
-    result: Dict[str, Any] = {}
-    with subprocess.Popen(args, **kw) as p:
-        pidfd = _open_pidfd(p.pid)
-        comm = None
-        try:
-            if pipes:
-                def communicate() -> None:
-                    try:
-                        result["out"] = p.communicate(inp)
-                    except BaseException as e:  # reported to the caller below
-                        result["exc"] = e
-                comm = threading.Thread(target=communicate, name="ctx-run-process", daemon=True)
-                comm.start()
-            waited = 0.0
-            while True:
-                step = None if pidfd >= 0 else 0.005
-                if limit is not None:
-                    step = max(limit - waited, 0) if step is None else min(step, max(limit - waited, 0))
-                start = time.monotonic()
-                r = _ctx._wait_fd(c, pidfd, step)
-                waited += time.monotonic() - start
-                if r == "fd" or p.poll() is not None:
-                    break
-                if r == "done":
-                    _terminate(p, own_group, pidfd, grace)
-                    if comm is not None:
-                        comm.join()
-                    c.check()
-                if limit is not None and waited >= limit:
-                    _terminate(p, own_group, pidfd, grace)
-                    raise subprocess.TimeoutExpired(args, limit)
-            if comm is not None:
-                comm.join()
-                if "exc" in result:
-                    raise result["exc"]
+    _check_input(inp, any(kw.get(k) for k in _TEXT_KEYS))
+    flags = _flags(kw)
+    end = None if limit is None else time.monotonic() + limit
+    p = subprocess.Popen(args, **kw)
+    proc: Any = None
+    feed: Optional[_Feeder] = None
+    out: List[bytes] = []
+    err: List[bytes] = []
+    reads: Dict[int, List[bytes]] = {}
+    try:
+        proc = _ctx._Proc(p.pid, flags)
+        for pipe, acc in ((p.stdout, out), (p.stderr, err)):
+            if pipe is not None:
+                os.set_blocking(pipe.fileno(), False)
+                reads[pipe.fileno()] = acc
+        feed = _Feeder(p, inp)
+        exited = False
+        while reads or not exited:
+            feed.write()
+            fds = list(reads)
+            step = feed.step()
+            left = None if end is None else max(end - time.monotonic(), 0.0)
+            wait = step if left is None else (left if step is None else min(step, left))
+            r = proc.wait(c, fds, wait)
+            if r == "exited":
+                exited = True
+            elif r == "done":
+                raise _stop_error(c)
+            elif r is None:
+                if end is not None and time.monotonic() >= end:
+                    raise subprocess.TimeoutExpired(args, float(limit or 0))
+            else:
+                fd = fds[int(r)]
+                b = os.read(fd, _CHUNK)
+                if b:
+                    reads[fd].append(b)
+                else:
+                    del reads[fd]
+        p.wait()
+    except BaseException as e:
+        # the child never outlives a failed run; a stop raised again (an
+        # interrupting scope's) must not cut this short
+        with _shield():
+            if proc is not None:
+                proc.terminate(grace)
+            else:
+                p.kill()
             p.wait()
-        except BaseException:
-            _terminate(p, own_group, pidfd, grace)
-            if comm is not None:
-                comm.join(grace + 1)
-            raise
-        finally:
-            if pidfd >= 0:
-                os.close(pidfd)
-    out, err = result.get("out", (None, None))
-    cp = subprocess.CompletedProcess(args, p.returncode, out, err)
+            if isinstance(e, (_ctx.ContextError, subprocess.TimeoutExpired)) and \
+                    e.stdout is None and e.stderr is None:
+                _drain(reads)  # what the pipes hold now: no wait for EOF
+                e.stdout = _decode(p, p.stdout, out)
+                e.stderr = _decode(p, p.stderr, err)
+        raise
+    finally:
+        with _shield():
+            if proc is not None:
+                proc.close()
+            if feed is not None:
+                feed.close()
+            for f in (p.stdout, p.stderr, p.stdin):
+                if f is not None:
+                    f.close()
+    cp = subprocess.CompletedProcess(args, p.returncode, _decode(p, p.stdout, out),
+                                     _decode(p, p.stderr, err))
     if check:
         cp.check_returncode()
     return cp
 
 
+class _Feeder:
+    """Writes input to the child's stdin without blocking: the wait cannot
+    watch a pipe for room, so a full one is tried again on a short schedule."""
+
+    def __init__(self, p: subprocess.Popen, inp: Any) -> None:
+        pipe: Any = p.stdin  # a TextIOWrapper in text mode
+        self.pipe = pipe
+        self.data = b""
+        self.delay = 0.001
+        if pipe is not None and inp is not None:
+            self.data = inp.encode(pipe.encoding, pipe.errors) \
+                if isinstance(inp, str) else bytes(memoryview(inp))
+            os.set_blocking(pipe.fileno(), False)
+
+    def step(self) -> Optional[float]:
+        return None if self.pipe is None else self.delay
+
+    def write(self) -> None:
+        if self.pipe is None:
+            return
+        try:
+            while self.data:
+                n = os.write(self.pipe.fileno(), self.data[:_CHUNK])
+                self.data = self.data[n:]
+                self.delay = 0.001
+        except BlockingIOError:
+            self.delay = min(self.delay * 2, 0.02)  # the pipe is full: look again soon
+            return
+        except BrokenPipeError:
+            pass  # the child did not read it all, as subprocess.run allows
+        self.close()
+
+    def close(self) -> None:
+        if self.pipe is not None:
+            try:
+                self.pipe.close()
+            except OSError:
+                pass
+            self.pipe = None
+
+
 class on_signal:
-    """Go's signal.NotifyContext as a scope: the context is canceled, with
-    cause SignalReceived(signum), when one of the signals arrives."""
+    """Go's signal.NotifyContext as a scope:
+
+        with ctx.on_signal() as c:      # SIGINT and SIGTERM
+            while not c.done():
+                work_a_bit()
+
+    c, a child of parent (default: ctx.current()), is ctx.current() inside the
+    block and is canceled, with cause ctx.SignalReceived(signum), when one of
+    the signals arrives; the handlers that were there are put back when the
+    block exits, and c is canceled then. An interrupting scope inside is
+    stopped at once. signums: signal numbers (default SIGINT, SIGTERM).
+    Raises ValueError outside the main thread (signal.signal's rule), OSError
+    for a signal that cannot be caught (SIGKILL), RuntimeError if the scope
+    is already active.
+    """
 
     def __init__(self, *signums: int, parent: Any = None) -> None:
         self._signums = tuple(int(s) for s in signums) or (signal.SIGINT, signal.SIGTERM)

@@ -1,5 +1,7 @@
-/* main.c — runs the registered tests in order (a name filter may be given)
-** and ends with the line "N passed, M failed" that CI reads. */
+/* main.c — runs the registered tests in order, each in a process of its own
+** (a name filter may be given); ends with the line "N passed, M failed". */
+#include <signal.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "test.h"
@@ -69,18 +71,90 @@ void test_sleep_ns(int64_t ns) {
 
 void test_release_count(void *obj) { atomic_fetch_add((atomic_int *)obj, 1); }
 
+void test_nop(void *arg) { (void)arg; }
+
+atomic_int test_usr1_handled;
+static struct sigaction usr1_old;
+static void on_usr1(int sig) { (void)sig; atomic_fetch_add(&test_usr1_handled, 1); }
+
+void test_usr1_install(int restart) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_usr1;
+  sa.sa_flags = restart ? SA_RESTART : 0;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGUSR1, &sa, &usr1_old);
+  atomic_store(&test_usr1_handled, 0);
+}
+
+void test_usr1_restore(void) { sigaction(SIGUSR1, &usr1_old, NULL); }
+
+static void *usr1_later(void *arg) {
+  test_sleep_ns(30 * MS);
+  pthread_kill(*(pthread_t *)arg, SIGUSR1);
+  return NULL;
+}
+
+pthread_t test_usr1_later(pthread_t *target) {
+  pthread_t t;
+  pthread_create(&t, NULL, usr1_later, target);
+  return t;
+}
+
 static double now_ms(void) { return (double)ctx_now() / 1e6; }
+
+/* Runs one test in a child process: a crash or a hang names the test instead
+** of ending the run (libuv's runner does the same). 1 if it failed. */
+static int run_one(int i, long base, double limit_s) {
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) { perror("fork"); return 1; }
+  if (pid == 0) {
+    for (int w = 0; w < 2000 && test_live_allocs() != base; w++) test_sleep_ns(1000000);
+    failed_now = 0;
+    atomic_store(&test_thread_failures, 0);
+    if (!setjmp(fail_jump)) tests[i].fn();
+    test_fail_alloc_after(-1, 0);
+    if (atomic_load(&test_thread_failures)) failed_now = 1;
+    fflush(stdout);
+    exit(failed_now);
+  }
+  int status = 0;
+  int64_t until = ctx_now() + (int64_t)(limit_s * 1e9);
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (ctx_now() > until) {
+      fprintf(stderr, "  %s: still running after %.0f s: killed\n", tests[i].name, limit_s);
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return 1;
+    }
+    test_sleep_ns(MS);
+  }
+  if (WIFSIGNALED(status))
+    fprintf(stderr, "  %s: died of signal %d\n", tests[i].name, WTERMSIG(status));
+  return !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+}
 
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   ctx_set_allocator(count_alloc, count_free);
-  /* the timer heap is allocated once and kept: do it before leak counts */
+  /* the timer heap and the default executor's queue are allocated once and
+  ** kept: make them before leak counts */
   ctx_t *warm;
   if (ctx_with_timeout(ctx_background(), 3600000000000LL, &warm) == CTX_OK) {
+    ctx_after_t *a;
+    if (ctx_after_func(warm, test_nop, NULL, NULL, NULL, &a) == CTX_OK) {
+      ctx_after_stop(a);
+      ctx_after_free(a);
+    }
     ctx_cancel(warm);
     ctx_unref(warm);
   }
-  long global_base = test_live_allocs();
+  long base = test_live_allocs();
+  /* sanitizers and valgrind run 3x-50x slower */
+  double limit = 120 / (test_scale() < 1 ? test_scale() : 1);
+  if (limit > 600) limit = 600;
   int passed = 0, failed = 0;
   for (int i = 0; i < ntests; i++) {
     if (argc > 1) {
@@ -88,18 +162,10 @@ int main(int argc, char **argv) {
       for (int a = 1; a < argc; a++) want |= strstr(tests[i].name, argv[a]) != NULL;
       if (!want) continue;
     }
-    /* a failed test may leave things behind; a passed one frees all, maybe
-    ** a moment late (the timer thread drops its reference after firing) */
-    for (int w = 0; w < 2000 && test_live_allocs() != global_base; w++) test_sleep_ns(1000000);
     double t0 = now_ms();
-    failed_now = 0;
-    atomic_store(&test_thread_failures, 0);
-    if (!setjmp(fail_jump)) tests[i].fn();
-    test_fail_alloc_after(-1, 0);
-    if (atomic_load(&test_thread_failures)) failed_now = 1;
-    printf("%s %s (%.0f ms)\n", failed_now ? "FAIL" : "ok  ", tests[i].name, now_ms() - t0);
-    if (failed_now) failed++; else passed++;
-    if (failed_now) global_base = test_live_allocs();  /* what it left behind */
+    int bad = run_one(i, base, limit);
+    printf("%s %s (%.0f ms)\n", bad ? "FAIL" : "ok  ", tests[i].name, now_ms() - t0);
+    if (bad) failed++; else passed++;
   }
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

@@ -54,12 +54,23 @@ void test_sleep_ns(int64_t ns);
 
 /* Releases that count, for ownership checks: the object is an int counter. */
 void test_release_count(void *obj);
+/* A callback that does nothing. */
+void test_nop(void *arg);
+
+/* SIGUSR1 counted in test_usr1_handled, installed with or without
+** SA_RESTART (the old action saved for test_usr1_restore); and a thread that
+** sends it to `target` 30 ms from now (join it). */
+#include <pthread.h>
+extern atomic_int test_usr1_handled;
+void test_usr1_install(int restart);
+void test_usr1_restore(void);
+pthread_t test_usr1_later(pthread_t *target);
 
 
 
 /* Polls expr every millisecond for up to ms milliseconds; gives its last value. */
 #define WAIT_FOR(expr, ms) ({ int ok_ = 0; \
-  for (long t_ = 0; t_ <= (ms) && !(ok_ = !!(expr)); t_++) test_sleep_ns(MS); ok_; })
+  for (long t_ = 0; t_ <= (ms) && !(ok_ = !!(expr)); t_++) { test_sleep_ns(MS); } ok_; })
 /* Live allocations are back to base (threads that still hold a reference
 ** for a moment, the timer's or an executor's, get two seconds to drop it). */
 #define ASSERT_NO_LEAK(base) ASSERT(WAIT_FOR(test_live_allocs() == (base), 2000))

@@ -161,6 +161,13 @@ static void queue_submit(ctx_executor_t *self, ctx_after_t *a) {
   pthread_mutex_unlock(&x->mu);
 }
 
+static int queued(queue_ex_t *x) {
+  pthread_mutex_lock(&x->mu);
+  int n = x->n;
+  pthread_mutex_unlock(&x->mu);
+  return n;
+}
+
 TEST(after_func_custom_executor) {
   queue_ex_t x = { .ex = { queue_submit }, .mu = PTHREAD_MUTEX_INITIALIZER };
   probe_t p = { 0 };
@@ -178,11 +185,12 @@ TEST(after_func_custom_executor) {
   /* the timer thread submits fired ones; the default executor never runs
   ** a callback on the timer thread */
   probe_t q = { 0 };
-  ASSERT_EQ(ctx_with_timeout(ctx_background(), 5 * MS, &t), CTX_OK);
+  /* long enough that it cannot pass while we register (sanitizers are slow) */
+  ASSERT_EQ(ctx_with_timeout(ctx_background(), 100 * MS, &t), CTX_OK);
   ASSERT_EQ(ctx_after_func(t, probe_fn, &q, NULL, NULL, NULL), CTX_OK);
   ASSERT_EQ(ctx_after_func(t, probe_fn, &p, NULL, &x.ex, NULL), CTX_OK);
   ASSERT(WAIT_FOR(atomic_load(&q.runs) == 1, 5000));
-  ASSERT(WAIT_FOR(x.n == 2, 5000));
+  ASSERT(WAIT_FOR(queued(&x) == 2, 5000));
   pthread_t timer_thread = x.submitter;
   ASSERT(!pthread_equal(timer_thread, pthread_self()));
   ASSERT(!pthread_equal(q.thread, timer_thread));

@@ -325,7 +325,7 @@ TEST(bad_arguments) {
   ASSERT_EQ(ctx_after_func(NULL, nop, &released, test_release_count, NULL, NULL), CTX_EINVAL);
   ASSERT_EQ(ctx_after_func(ctx_background(), NULL, NULL, NULL, NULL, NULL), CTX_EINVAL);
   ASSERT_EQ(released, 1);
-  ASSERT_EQ(ctx_after_stop(NULL), 0);
+  ASSERT_EQ(ctx_after_stop(NULL), CTX_EINVAL);
   ctx_after_free(NULL);
   ctx_unref(NULL);
   ASSERT(ctx_ref(NULL) == NULL);

@@ -45,36 +45,6 @@ TEST(wait_wakes_on_cancel) {
   ctx_unref(v); ctx_unref(c);
 }
 
-static atomic_int handled;
-static void on_usr1(int sig) { (void)sig; atomic_fetch_add(&handled, 1); }
-
-static void *signal_later(void *arg) {
-  test_sleep_ns(30 * MS);
-  pthread_kill(*(pthread_t *)arg, SIGUSR1);
-  return NULL;
-}
-
-TEST(wait_eintr) {
-  struct sigaction sa, old;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;  /* no SA_RESTART: the wait must come back */
-  sigemptyset(&sa.sa_mask);
-  ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
-  ctx_t *c;
-  ASSERT_EQ(ctx_with_timeout(ctx_background(), 60000 * MS, &c), CTX_OK);
-  pthread_t self = pthread_self(), t;
-  for (int timed = 0; timed < 2; timed++) {
-    atomic_store(&handled, 0);
-    pthread_create(&t, NULL, signal_later, &self);
-    int rc = ctx_wait(c, timed ? 20000 * MS : -1);
-    pthread_join(t, NULL);
-    ASSERT_EQ(rc, CTX_EINTR);
-    ASSERT_EQ(atomic_load(&handled), 1);
-  }
-  sigaction(SIGUSR1, &old, NULL);
-  ctx_unref(c);
-}
-
 TEST(fd_readable_once_done) {
   long base = test_live_allocs();
   ctx_t *c, *v, *k;

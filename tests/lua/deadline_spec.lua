@@ -21,6 +21,18 @@ describe("deadlines", function()
     assert.equal(ctx.deadline_exceeded, c:err())
   end)
 
+  it("remaining() is 0 once passed, for any deadline in the past", function()
+    -- a deadline at the far end used to give about 9.2e9 (signed overflow)
+    for _, when in ipairs { -math.huge, math.mininteger, -1e308, -1e18, 0, ctx.now() - 1 } do
+      local c = ctx.with_deadline(bg, when)
+      assert.equal(0, c:remaining(), tostring(when))
+      assert.is_true(c:done())
+    end
+    for _, secs in ipairs { -math.huge, math.mininteger, -1e308, 0 } do
+      assert.equal(0, (ctx.with_timeout(bg, secs)):remaining(), tostring(secs))
+    end
+  end)
+
   it("with_deadline uses the ctx.now() scale", function()
     local c = ctx.with_deadline(bg, ctx.now() + 0.03)
     assert.matches("^context%.Background%.WithDeadline%(", tostring(c))

@@ -77,6 +77,11 @@ describe("ctx.execute", function()
       "bad argument #1 to 'execute' (ctx.Context expected, got nil)")
     assert.has_error(function() ctx.execute(bg, "true", 0/0) end,
       "bad argument #3 to 'execute' (seconds must not be NaN)")
+    for _, g in ipairs { -1, -0.001, -math.huge } do
+      assert.has_error(function() ctx.execute(bg, "true", g) end,
+        "bad argument #3 to 'execute' (grace must not be negative)")
+    end
+    assert.same({ true, "exit", 0 }, { ctx.execute(bg, "true", 0) })
     -- named as the SPEC does even through pcall, where Lua's own check
     -- would say 'ctx.execute'
     local ok, err = pcall(ctx.execute, bg, {})
@@ -85,6 +90,17 @@ describe("ctx.execute", function()
     ok, err = pcall(ctx.execute, bg, "true", "soon")
     assert.equal("bad argument #3 to 'execute' (number expected, got string)", err)
     assert.same({ os.execute("exit 4") }, { ctx.execute(bg, 4 and "exit 4") })
+  end)
+
+  it("a start failure's message names the shell, not the whole command", function()
+    -- a single argument over 128 KiB: the kernel refuses it (E2BIG)
+    local cmd = "echo " .. string.rep("x", 300000)
+    local ok, msg, code = ctx.execute(bg, cmd)
+    assert.is_nil(ok)
+    assert.is_string(msg)
+    assert.is_true(#msg < 200, "message of " .. #msg .. " bytes")
+    assert.matches("/bin/sh", msg)
+    assert.is_number(code)
   end)
 
   it("a grace of weeks is not cut short (no wrap-around)", function()

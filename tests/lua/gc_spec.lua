@@ -57,4 +57,29 @@ describe("garbage collection", function()
     full_gc()
     assert.is_nil(next(weak))
   end)
+
+  it("a finalizer that calls ctx while the state closes gets an error, not a crash", function()
+    -- its metatable got __gc before require "ctx": at lua_close it is
+    -- finalized after ctx's own hub (it used to segfault)
+    local out, status = H.run_lua([[
+      local mt = { __gc = function()
+        local ctx = package.loaded.ctx
+        local ok, err = pcall(function()
+          local c, cancel = ctx.with_timeout(ctx.background(), 1)
+          cancel()
+          return c:done()
+        end)
+        io.stdout:write("finalizer: ", tostring(ok), " ", tostring(err), "\n")
+        ctx.background():done()  -- unprotected: a warning, no crash
+      end }
+      local early = setmetatable({}, mt)
+      local ctx = require "ctx"
+      local keep = ctx.with_cancel(ctx.background())
+      print("closing")
+    ]], "-W", 20)
+    assert.equal(0, status, out)
+    assert.matches("closing\n", out)
+    local line = out:match("finalizer: ([^\n]*)")
+    assert.is_true(line == "true true" or line:match("^false .*state is closing") ~= nil, line)
+  end)
 end)

@@ -18,14 +18,16 @@ function H.rss()
 end
 
 -- runs `code` in a fresh lua5.4 (module on the same path), killed after
--- `limit` seconds if given (status 124 then); output, status
-function H.run_lua(code, flags, limit)
+-- `limit` seconds if given (status 137 then), through `wrapper` if given (a
+-- command that runs the rest); output, status
+function H.run_lua(code, flags, limit, wrapper)
   local path = os.tmpname()
   local f = assert(io.open(path, "w"))
   f:write(code)
   f:close()
-  local p = io.popen(string.format("%slua5.4 %s %s 2>&1",
-    limit and ("timeout -s KILL " .. limit .. " ") or "", flags or "", path))
+  local p = io.popen(string.format("%s%slua5.4 %s %s 2>&1",
+    limit and ("timeout -s KILL " .. limit .. " ") or "", wrapper and (wrapper .. " ") or "",
+    flags or "", path))
   local out = p:read("a")
   local ok, _, status = p:close()
   os.remove(path)
