@@ -194,9 +194,10 @@ static int64_t ceil_ns_exact(double s) {
   __int128 m = (__int128)ldexp(f, 53);  /* s = m * 2^(e-53), m exact */
   __int128 x = m * 1000000000;
   int sh = 53 - e;
-  if (sh <= 0) return (int64_t)(x << -sh);
-  __int128 q = x >> sh;                 /* floor, also for negatives */
-  if ((q << sh) != x) q += 1;
+  if (sh <= 0) return (int64_t)(x * ((__int128)1 << -sh));
+  __int128 d = (__int128)1 << sh;       /* shifts of negatives are UB: divide */
+  __int128 q = x / d;                   /* truncates toward zero */
+  if (q * d != x && x > 0) q += 1;      /* ceil */
   return (int64_t)q;
 }
 
