@@ -4,7 +4,7 @@ import asyncio
 import functools
 import inspect
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from . import _ctx
 
@@ -47,7 +47,8 @@ class Context(_ctx.Context):
 
 
 class ScopeContext(_ctx.ScopeContext, Context):
-    """The Context of a scope: a Context with cancel(cause=None)."""
+    """The Context a scope made and `with ctx.timeout(...) as c` binds: a
+    Context that also has cancel(cause=None), which ends the scope early."""
 
     __module__ = "ctx"
     __slots__ = ()
@@ -82,7 +83,7 @@ def _wrap(manager: Any, fn: Callable[..., Any], what: str) -> Callable[..., Any]
             # coroutine's steps, not what runs while it awaits
             @functools.wraps(fn)
             async def swrapper(*args: Any, **kwargs: Any) -> Any:
-                with manager._clone():
+                with cast(Any, manager)._clone():
                     return await fn(*args, **kwargs)
             return swrapper
 
@@ -122,7 +123,7 @@ class Scope(_ctx.Scope):
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         if task is None:
-            return c  # type: ignore[no-any-return]
+            return cast(ScopeContext, c)
         st = _AsyncState(loop, task)
 
         def fire() -> None:  # on the loop's thread
@@ -144,7 +145,7 @@ class Scope(_ctx.Scope):
 
         self._aux = st
         st.stop = _after_func(c, on_done)
-        return c  # type: ignore[no-any-return]
+        return cast(ScopeContext, c)
 
     async def __aexit__(self, et: Any, ev: Any, tb: Any) -> bool:
         st = self._aux
@@ -157,7 +158,8 @@ class Scope(_ctx.Scope):
             uncancel = getattr(st.task, "uncancel", None)
             remaining = uncancel() if uncancel is not None else 0
             if et is not None and issubclass(et, asyncio.CancelledError) and remaining == 0:
-                err = c.err()
+                err = c.err() if c is not None else None
+                assert err is not None  # the scope's own stop fired: c is done
                 err.__traceback__ = None
                 if err.__cause__ is None:
                     raise err from None

@@ -213,12 +213,9 @@ def test_second_signal_ends_at_once_and_kills_run_process_groups(tmp_path, sig):
         threading.Thread(target=ctx.run_process, args=(["sh", "-c", cmd], ctx.background()),
                          daemon=True).start()
         print("started", flush=True)
-        while True:
-            try:
-                while True:
-                    pass
-            except Exception:
-                pass  # keeps going after the first signal
+        with ctx.shield():  # keeps going after the first signal
+            while True:
+                pass
     """)
     p = start("--kill-after", "60", script)
     try:
