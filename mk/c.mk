@@ -70,7 +70,7 @@ $(CT)/%/run_tests: $(CT_SRC) $(CT_HDR) $(CORE_SRC) $(CORE_HDR) $(B)/libctx.so
 test-c-plain test-c-asan test-c-tsan test-c-posix test-c-posix-tsan: test-c-%: $(CT)/%/run_tests
 	@echo "C suite, $* mode"
 	@CTX_TEST_SCALE=$(CT_SCALE_$*) CTX_TEST_SO=$(B)/libctx.so ASAN_OPTIONS=detect_leaks=1 \
-	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 die_after_fork=0" \
+	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 die_after_fork=0 atexit_sleep_ms=50" \
 	  timeout 900 $(CT_RUN_$*) $< > $(CT)/$*.log 2>&1; rc=$$?; \
 	  grep -v "was not suspended. False leaks are possible" $(CT)/$*.log; exit $$rc
 

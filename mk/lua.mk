@@ -102,9 +102,9 @@ test-lua-hosts: $(LUA_BUILT)
 	  $(call LUA_ENV,) timeout 300 valgrind -q --error-exitcode=9 \
 	    --log-file=$(B)/lua/valgrind-stops.log $(LUA) tests/lua/host/stops.lua \
 	    || { cat $(B)/lua/valgrind-stops.log; exit 1; }; fi
-	$(call LUA_ENV,) TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" timeout 300 \
+	$(call LUA_ENV,) TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 atexit_sleep_ms=50" timeout 300 \
 	  $(CT_RUN_tsan) $(B)/lua/host-tsan tests/lua/host/hammer.lua
-	$(call LUA_ENV,) LCTX_HOST_ROUNDS=100 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	$(call LUA_ENV,) LCTX_HOST_ROUNDS=100 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 atexit_sleep_ms=50" \
 	  timeout 300 $(CT_RUN_tsan) $(B)/lua/host-tsan tests/lua/host/storm.lua
 
 # the lifetime stress the issue asks for, longer than CI's budget: the TSan
@@ -112,10 +112,10 @@ test-lua-hosts: $(LUA_BUILT)
 LUA_STRESS ?= 50
 test-lua-stress: $(B)/lua/host-tsan
 	@for i in $$(seq 1 $(LUA_STRESS)); do \
-	  $(call LUA_ENV,) TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" timeout 300 \
+	  $(call LUA_ENV,) TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 atexit_sleep_ms=50" timeout 300 \
 	    $(CT_RUN_tsan) $(B)/lua/host-tsan tests/lua/host/hammer.lua > $(B)/lua/stress.log 2>&1 \
 	    || { cat $(B)/lua/stress.log; echo "hammer failed at run $$i"; exit 1; }; \
-	  $(call LUA_ENV,) LCTX_HOST_ROUNDS=100 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  $(call LUA_ENV,) LCTX_HOST_ROUNDS=100 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 atexit_sleep_ms=50" \
 	    timeout 300 $(CT_RUN_tsan) $(B)/lua/host-tsan tests/lua/host/storm.lua > $(B)/lua/stress.log 2>&1 \
 	    || { cat $(B)/lua/stress.log; echo "storm failed at run $$i"; exit 1; }; \
 	  echo "run $$i: hammer and storm clean"; done

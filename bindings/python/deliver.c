@@ -36,7 +36,9 @@ int pyctx_deliver_init(ctxstate *st) {
   static const char *const breaker[] = { "RESUME", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT",
     "POP_JUMP_BACKWARD_IF_FALSE", "POP_JUMP_BACKWARD_IF_TRUE", "POP_JUMP_BACKWARD_IF_NONE",
     "POP_JUMP_BACKWARD_IF_NOT_NONE", "ENTER_EXECUTOR", "NOP", "JUMP_FORWARD", NULL };
-  static const char *const back[] = { "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", NULL };
+  static const char *const back[] = { "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT",
+    "POP_JUMP_BACKWARD_IF_FALSE", "POP_JUMP_BACKWARD_IF_TRUE", "POP_JUMP_BACKWARD_IF_NONE",
+    "POP_JUMP_BACKWARD_IF_NOT_NONE", NULL };  /* the last four: 3.11 */
   for (int i = 0; breaker[i]; i++) mark(opmap, breaker[i], g_breaker, 1);
   static const char *const quiet[] = { "COPY", "SWAP", "PUSH_EXC_INFO",
     "POP_EXCEPT", "RERAISE", "WITH_EXCEPT_START", "CHECK_EXC_MATCH", "CHECK_EG_MATCH",
@@ -65,6 +67,51 @@ static int opcode_at(PyCodeObject *code, long off) {
   return op;
 }
 
+/* The handler (byte offset) that covers byte offset `off` of code in its
+** exception table, -1 for none. The table is flat: one handler per range. */
+long pyctx_handler_of(PyCodeObject *code, long off) {
+  PyObject *t = code->co_exceptiontable;
+  if (!t || !PyBytes_Check(t)) return -1;
+  const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(t);
+  const unsigned char *end = p + PyBytes_GET_SIZE(t);
+  long v[4];
+  while (p < end) {
+    for (int i = 0; i < 4; i++) {  /* start, length, target, depth/lasti: varints */
+      if (p >= end) return -1;
+      unsigned char b = *p++;
+      long x = b & 63;
+      while ((b & 64) && p < end) { b = *p++; x = (x << 6) | (b & 63); }
+      v[i] = x;
+    }
+    if (off >= 2 * v[0] && off < 2 * (v[0] + v[1])) return 2 * v[2];
+  }
+  return -1;
+}
+
+/* The next instruction after the one at `off` (inline caches skipped). */
+static long next_instruction(PyObject *code_bytes, long off) {
+  const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(code_bytes);
+  long n = PyBytes_GET_SIZE(code_bytes);
+  for (off += 2; off < n && b[off] == 0; off += 2) {}  /* CACHE is opcode 0 */
+  return off;
+}
+
+/* Whether `off` is a hole in the exception table: covered by no handler
+** while the instruction before or after it is. CPython leaves such holes at
+** a loop's head (the NOP a backward jump lands on, before a `try`, gh-108214)
+** and at the jump that closes a loop (gh-139622); raised there, the stop
+** would pass every handler of the frame, the scope's `with` included. */
+static int table_hole(PyCodeObject *code, long off) {
+  if (pyctx_handler_of(code, off) >= 0) return 0;
+  PyObject *b = PyCode_GetCode(code);
+  if (!b) { PyErr_Clear(); return 1; }
+  long next = next_instruction(b, off);
+  int hole = (off >= 2 && pyctx_handler_of(code, off - 2) >= 0) ||
+             (next < PyBytes_GET_SIZE(b) && pyctx_handler_of(code, next) >= 0);
+  Py_DECREF(b);
+  return hole;
+}
+
 int pyctx_at_eval_breaker(PyFrameObject *f) {
   if (!f) return 0;
   PyCodeObject *code = PyFrame_GetCode(f);
@@ -89,26 +136,26 @@ static int deliver_here(PyObject *mod, ithread_t *ith, PyObject *code, int off) 
 /* Whether an instruction event is a place to raise at. The places are
 ** those where CPython's own asynchronous exceptions land (its eval breaker
 ** runs after a call returns, at a loop's backward jump, at a function's
-** start), one instruction on, where the exception table is exact: the
-** instruction after a call (or a return into the caller, or a `with`'s
-** __enter__), the head of a loop. Raising at the backward jump itself could
-** escape the `try` (3.12 and 3.13 leave the jump that closes a `while
-** cond:` loop out of it, gh-139622); raising at an arbitrary instruction
-** could skip a `with`'s __exit__ (between its block and the call of its
-** __exit__) or unbalance a handler's bookkeeping (PUSH_EXC_INFO, POP_EXCEPT).
-** A loop of one jump (`while 1: pass`) is stopped at that jump, covered. */
+** start): the instruction after a call (or a return into the caller, or a
+** `with`'s __enter__), and a loop's backward jump, where the exception table
+** is exact (trace and monitoring events come before the instruction runs).
+** Never at a hole in the table (a loop's head before a `try`, gh-108214; the
+** jump that closes a `while cond:` loop, gh-139622): the next instruction
+** takes the turn. Raising at an arbitrary instruction could skip a `with`'s
+** __exit__ (between its block and the call of its __exit__) or unbalance a
+** handler's bookkeeping (PUSH_EXC_INFO, POP_EXCEPT). */
 static int safe_point(ithread_t *ith, PyObject *code, int off) {
   int op = opcode_at((PyCodeObject *)code, off);
   if (op < 0) return 0;
   int safe = ith->next_safe;
   ith->next_safe = g_after[op];
-  if (g_back[op]) {
-    safe |= ith->last_code == code && ith->last_off == off;
-    ith->last_code = code;
-    ith->last_off = off;
-    return safe;
+  if (g_back[op]) safe = 1;  /* the jump that closes a loop, where the table covers it */
+  else if (!safe || g_quiet[op]) return 0;
+  if (table_hole((PyCodeObject *)code, off)) {
+    ith->next_safe = 1;  /* the instruction after the hole takes its turn */
+    return 0;
   }
-  return safe && !g_quiet[op];
+  return 1;
 }
 
 #if PY_VERSION_HEX < 0x030C0000
@@ -158,7 +205,6 @@ void pyctx_arm(ctxstate *st, ithread_t *ith) {
   }
   ith->armed = 1;
   ith->next_safe = 1;  /* paused at an eval breaker, or in a call: what comes next is safe */
-  ith->last_code = NULL;
   KEEP_ERROR({
     PyObject *frames = PyList_New(0);
     PyFrameObject *f = frames ? PyThreadState_GetFrame(ts) : NULL;
@@ -328,7 +374,6 @@ static void arm(ctxstate *st, ithread_t *ith) {
   ith->armed_codes = codes;
   ith->armed = 1;
   ith->next_safe = 1;  /* paused at an eval breaker, or in a call: what comes next is safe */
-  ith->last_code = NULL;
   if (g_armed_threads++ == 0) (void)set_events(NULL, g_ev_start);
 }
 

@@ -163,18 +163,11 @@ static void schedule_rearm(ScopeObject *s, int64_t at) {
 }
 
 /* As in Go, the stop is raised once s's whole subtree is done: the inner
-** scopes' contexts, which the thread that ended s's may still be ending.
-** (ctx_settle does this once the core has it.) */
+** scopes' contexts, which the thread that ended s's may still be ending. */
 static void settle(ScopeObject *s) {
-  ctx_t *root = s->active->base.c;
-  for (ScopeObject *i = s->ith->top; i && i != s; i = i->outer) {
-    if (i->istate != IS_ACTIVE) continue;
-    int below = 0;
-    for (ctx_t *p = ctx_parent(i->active->base.c); p && !below; p = ctx_parent(p))
-      below = p == root;
-    for (int spins = 0; below && ctx_done(i->active->base.c) != 1 && spins < 100000; spins++)
-      sched_yield();
-  }
+  Py_BEGIN_ALLOW_THREADS
+  ctx_settle(s->active->base.c);
+  Py_END_ALLOW_THREADS
 }
 
 static int raise_stop(ctxstate *st, ScopeObject *s, int64_t now) {
@@ -190,27 +183,6 @@ static int raise_stop(ctxstate *st, ScopeObject *s, int64_t now) {
   return -1;
 }
 
-/* The handler (byte offset) that covers byte offset `off` of code in its
-** exception table, -1 for none. The table is flat: one handler per range. */
-static long handler_of(PyCodeObject *code, long off) {
-  PyObject *t = code->co_exceptiontable;
-  if (!t || !PyBytes_Check(t)) return -1;
-  const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(t);
-  const unsigned char *end = p + PyBytes_GET_SIZE(t);
-  long v[4];
-  while (p < end) {
-    for (int i = 0; i < 4; i++) {  /* start, length, target, depth/lasti: varints */
-      if (p >= end) return -1;
-      unsigned char b = *p++;
-      long x = b & 63;
-      while ((b & 64) && p < end) { b = *p++; x = (x << 6) | (b & 63); }
-      v[i] = x;
-    }
-    if (off >= 2 * v[0] && off < 2 * (v[0] + v[1])) return 2 * v[2];
-  }
-  return -1;
-}
-
 /* The handlers an exception raised at byte offset `at` of code may meet, in
 ** order: the one covering `at`, then the one covering that handler's entry
 ** (where its re-raise goes), and so on outward. Cleanups that only re-raise
@@ -219,8 +191,8 @@ static int chain(PyCodeObject *code, long at, long *out, int max) {
   int n = 0;
   PyObject *b = PyCode_GetCode(code);
   if (!b) { PyErr_Clear(); return 0; }
-  for (long h = handler_of(code, at), steps = 0; h >= 0 && n < max && steps < 64;
-       h = handler_of(code, h), steps++) {
+  for (long h = pyctx_handler_of(code, at), steps = 0; h >= 0 && n < max && steps < 64;
+       h = pyctx_handler_of(code, h), steps++) {
     if (h < PyBytes_GET_SIZE(b) && (unsigned char)PyBytes_AS_STRING(b)[h] == pyctx_op_copy) continue;
     int seen = 0;
     for (int i = 0; i < n; i++) seen |= out[i] == h;

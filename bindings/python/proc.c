@@ -10,7 +10,6 @@ typedef struct {
   int pid, exited;
 } ProcObject;
 
-#define MAXFD 64
 
 /* _Proc(pid, flags): the child Popen started (flags: CTX_PROC_*). */
 static PyObject *proc_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
@@ -46,17 +45,17 @@ static PyObject *proc_wait(ProcObject *self, PyObject *args) {
   PyObject *seq = PySequence_Fast(fdseq, "fds must be a sequence of ints");
   if (!seq) return NULL;
   Py_ssize_t nfd = PySequence_Fast_GET_SIZE(seq);
-  int fds[MAXFD];
-  if (nfd > MAXFD) {
+  int *fds = PyMem_New(int, nfd ? (size_t)nfd : 1);
+  if (!fds) {
     Py_DECREF(seq);
-    PyErr_SetString(PyExc_ValueError, "too many fds");
-    return NULL;
+    return PyErr_NoMemory();
   }
   for (Py_ssize_t i = 0; i < nfd; i++) {
     long fd = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
     if (fd < 0 || fd > INT_MAX) {
       if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "bad file descriptor");
       Py_DECREF(seq);
+      PyMem_Free(fds);
       return NULL;
     }
     fds[i] = (int)fd;
@@ -64,6 +63,7 @@ static PyObject *proc_wait(ProcObject *self, PyObject *args) {
   Py_DECREF(seq);
   size_t which;
   int r = pyctx_wait_any(st, c, fds, (size_t)nfd, self->exited ? NULL : self->p, ns, &which);
+  PyMem_Free(fds);
   if (r < 0) return NULL;
   if (r == PYCTX_W_EXITED) {
     self->exited = 1;

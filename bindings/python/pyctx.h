@@ -169,8 +169,6 @@ struct ithread {
   PyObject *trace_prev_obj;
   PyObject *armed_codes;      /* 3.12+: code objects given local events */
   int next_safe;              /* the next instruction event is a place to raise */
-  PyObject *last_code;        /* the last backward jump seen (compared only) */
-  int last_off;
   struct ithread *next_all;   /* every ithread, for fork() */
 };
 
@@ -210,6 +208,8 @@ PyObject *pyctx_interrupt_check(PyObject *mod, PyObject *const *a, Py_ssize_t n)
 ** on 3.12+. */
 int pyctx_deliver_init(ctxstate *st);
 extern int pyctx_op_copy;  /* the COPY opcode: cleanup handlers start with it */
+/* the handler (byte offset) covering byte offset off of code, -1 for none */
+long pyctx_handler_of(PyCodeObject *code, long off);
 void pyctx_arm(ctxstate *st, ithread_t *ith);    /* any thread, GIL held */
 void pyctx_disarm(ithread_t *ith);
 /* whether f sits at an eval-breaker check (a backward jump, a resume), where

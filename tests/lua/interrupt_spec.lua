@@ -33,7 +33,7 @@ local function in_pty(code, send)
   f:write(code)
   f:close()
   local hex = send:gsub(".", function(ch) return string.format("%02x", ch:byte()) end)
-  local p = io.popen(string.format("python3 %spty_run.py '%s' 20 lua5.4 %s 2>&1",
+  local p = io.popen(string.format("python3 %s../pty_run.py '%s' 20 lua5.4 %s 2>&1",
     here, hex, path))
   local out = p:read("a")
   p:close()

@@ -1,7 +1,6 @@
 # test_run_process.py — issue 9, ctx.run_process: subprocess.run's arguments,
 # the output so far on a stop, pipe-holding descendants, the terminal (a pty).
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -11,6 +10,9 @@ import time
 import pytest
 
 import ctx
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from pty_run import run_in_pty  # noqa: E402  (tests/pty_run.py, shared with the Lua specs)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYPATH = os.path.abspath(os.path.join(HERE, "..", "..", "python"))
@@ -183,37 +185,11 @@ needs_setsid = pytest.mark.skipif(not os.path.exists("/usr/bin/setsid") and
 
 def in_pty(body, send=b"", runner=False, timeout=30):
     """Runs body in a python whose controlling terminal is a pseudo-terminal
-    (as in an interactive shell); returns its status and what it printed.
-    setsid -c makes the terminal its own, without a fork in this threaded process."""
+    (as in an interactive shell); returns its status and what it printed."""
     argv = [PY, "-m", "ctx", "-c", textwrap.dedent(body)] if runner else \
         [PY, "-c", textwrap.dedent(body)]
-    master, slave = os.openpty()
-    p = subprocess.Popen(["setsid", "-c", *argv], stdin=slave, stdout=slave, stderr=slave,
-                         env=dict(os.environ, PYTHONPATH=PYPATH))
-    os.close(slave)
-    out = b""
-    sent = False
-    t0 = time.monotonic()
-    try:
-        while time.monotonic() - t0 < timeout:
-            r, _, _ = select.select([master], [], [], 0.1)
-            if r:
-                try:
-                    b = os.read(master, 4096)
-                except OSError:  # EIO: every end of the terminal closed
-                    break
-                if not b:
-                    break
-                out += b
-            if not sent and b"READY" in out:
-                time.sleep(0.3)
-                os.write(master, send)
-                sent = True
-        code = p.wait(timeout=10)
-    finally:
-        os.close(master)
-        p.kill()
-    return code, out.decode(errors="replace")
+    code, out, _ = run_in_pty(argv, send, timeout, env=dict(os.environ, PYTHONPATH=PYPATH))
+    return code, out
 
 
 @needs_setsid

@@ -80,6 +80,45 @@ SHAPES = {
         except ctx.DeadlineExceeded:
             R.append("caught")
     """, ["finally", "caught"]),
+    # a retry loop that swallows every stop, with no call in its handler: the
+    # stop comes again at the loop's jump (its head, before the `try`, is a
+    # hole in the exception table on 3.11-3.13)
+    "swallow_retry": ("""
+        n = 0
+        try:
+            with ctx.timeout(T, interrupt=True):
+                while True:
+                    try:
+                        while True: pass
+                    except Exception:
+                        n += 1
+        except ctx.DeadlineExceeded:
+            R.append("caught")
+    """, ["caught"]),
+    "swallow_pass": ("""
+        try:
+            with ctx.timeout(T, interrupt=True):
+                while True:
+                    try:
+                        for i in itertools.count(): pass
+                    except Exception:
+                        pass
+        except ctx.DeadlineExceeded:
+            R.append("caught")
+    """, ["caught"]),
+    "swallow_retry_condition": ("""
+        n = 0
+        try:
+            with ctx.timeout(T, interrupt=True):
+                while n < 10**9:
+                    try:
+                        x = 0
+                        while x >= 0: x += 1
+                    except Exception:
+                        n += 1
+        except ctx.DeadlineExceeded:
+            R.append("caught")
+    """, ["caught"]),
 }
 
 DRIVER = """
@@ -148,7 +187,7 @@ def test_interrupt_in_cpython_trap_shapes(tmp_path, name):
     assert (r.returncode, r.stdout, r.stderr) == (0, want, ""), r.stderr
 
 
-@pytest.mark.parametrize("name", ["issue", "while_condition"])
+@pytest.mark.parametrize("name", ["issue", "while_condition", "swallow_retry"])
 def test_trap_shape_as_a_top_level_script(tmp_path, name):
     # the script itself, as `python script.py` runs it
     body, expect = SHAPES[name]
