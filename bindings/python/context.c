@@ -283,10 +283,20 @@ static PyObject *sc_cancel(CtxObject *self, PyObject *const *a, Py_ssize_t n, Py
 
 /* ---- lifecycle ---- */
 
+typedef struct { visitproc visit; void *arg; } visit_t;
+static int visit_owned(void *obj, void *ud) {
+  visit_t *v = ud;
+  return v->visit((PyObject *)obj, v->arg);
+}
+
+/* Also the keys, values and cause that this object's reference alone keeps
+** alive (ctx_visit): a value that refers to its context, or a cause whose
+** traceback holds the context's frame, is a cycle the collector can free. */
 static int c_traverse(CtxObject *self, visitproc visit, void *arg) {
   Py_VISIT(Py_TYPE(self));
   Py_VISIT(self->err);
-  return 0;
+  visit_t v = { visit, arg };
+  return self->c ? ctx_visit(self->c, visit_owned, &v) : 0;
 }
 
 static int c_clear(CtxObject *self) {

@@ -29,7 +29,11 @@ PyObject *pyctx_cancel_with(ctx_t *c, PyObject *cause) {
 
 /* ---- cancel functions and stop handles ---- */
 
-typedef struct { PyObject_HEAD ctx_t *c; int with_cause; } CancelObject;
+/* A cancel function holds the Context object, not a reference of its own
+** to the node: the node then has one owner, whose tp_traverse can visit the
+** cause a cancel stored in it (ctx_visit), so `except Exception as e:
+** cancel(e)` in the context's own frame makes a cycle the collector sees. */
+typedef struct { PyObject_HEAD PyObject *w; int with_cause; } CancelObject;
 
 static PyObject *cancel_call(CancelObject *self, PyObject *args, PyObject *kw) {
   static char *kwlist[] = { "cause", NULL };
@@ -39,23 +43,31 @@ static PyObject *cancel_call(CancelObject *self, PyObject *args, PyObject *kw) {
   } else if (!PyArg_ParseTupleAndKeywords(args, kw, ":cancel", kwlist + 1)) {
     return NULL;
   }
-  return pyctx_cancel_with(self->c, cause);
+  return pyctx_cancel_with(((CtxObject *)self->w)->c, cause);
+}
+
+static int cancel_traverse(CancelObject *self, visitproc visit, void *arg) {
+  Py_VISIT(Py_TYPE(self));
+  Py_VISIT(self->w);
+  return 0;
 }
 
 static void cancel_dealloc(CancelObject *self) {
   PyTypeObject *tp = Py_TYPE(self);
-  ctx_unref(self->c);
+  PyObject_GC_UnTrack(self);
+  Py_CLEAR(self->w);
   tp->tp_free(self);
   Py_DECREF(tp);
 }
 
 static PyType_Slot cancel_slots[] = {
   { Py_tp_call, cancel_call },
+  { Py_tp_traverse, cancel_traverse },
   { Py_tp_dealloc, cancel_dealloc },
   { Py_tp_doc, "cancel(): ends the context (idempotent); cancel(cause) where the cause is recorded." },
   { 0, NULL } };
 static PyType_Spec cancel_spec = { "ctx.CancelFunc", sizeof(CancelObject), 0,
-  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, cancel_slots };
+  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_HAVE_GC, cancel_slots };
 
 typedef struct { PyObject_HEAD ctx_after_t *a; } StopObject;
 
@@ -83,12 +95,13 @@ static PyType_Spec stop_spec = { "ctx.StopFunc", sizeof(StopObject), 0,
   Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, stop_slots };
 
 static PyObject *pair(ctxstate *st, ctx_t *c, int with_cause) {
-  CancelObject *k = PyObject_New(CancelObject, st->Cancel);
-  if (!k) { ctx_unref(c); return NULL; }
-  k->c = ctx_ref(c);
-  k->with_cause = with_cause;
   PyObject *w = pyctx_wrap(st, st->new_Context, c);
-  if (!w) { Py_DECREF(k); return NULL; }
+  if (!w) return NULL;
+  CancelObject *k = PyObject_GC_New(CancelObject, st->Cancel);
+  if (!k) { Py_DECREF(w); return NULL; }
+  k->w = Py_NewRef(w);
+  k->with_cause = with_cause;
+  PyObject_GC_Track(k);
   PyObject *t = PyTuple_Pack(2, w, (PyObject *)k);
   Py_DECREF(w);
   Py_DECREF(k);
