@@ -97,17 +97,19 @@ static long next_instruction(PyObject *code_bytes, long off) {
 }
 
 /* Whether `off` is a hole in the exception table: covered by no handler
-** while the instruction before or after it is. CPython leaves such holes at
-** a loop's head (the NOP a backward jump lands on, before a `try`, gh-108214)
-** and at the jump that closes a loop (gh-139622); raised there, the stop
-** would pass every handler of the frame, the scope's `with` included. */
+** while the instructions on both sides of it are. CPython leaves such holes
+** at a loop's head (the NOP a backward jump lands on, before a `try`,
+** gh-108214) and at the jump that closes a loop (gh-139622); raised there,
+** the stop would pass every handler of the frame, the scope's `with`
+** included. An uncovered run (code outside any `try`) is no hole: a stop
+** raised there leaves the frame, as it should. */
 static int table_hole(PyCodeObject *code, long off) {
   if (pyctx_handler_of(code, off) >= 0) return 0;
   PyObject *b = PyCode_GetCode(code);
   if (!b) { PyErr_Clear(); return 1; }
   long next = next_instruction(b, off);
-  int hole = (off >= 2 && pyctx_handler_of(code, off - 2) >= 0) ||
-             (next < PyBytes_GET_SIZE(b) && pyctx_handler_of(code, next) >= 0);
+  int hole = off >= 2 && pyctx_handler_of(code, off - 2) >= 0 &&
+             next < PyBytes_GET_SIZE(b) && pyctx_handler_of(code, next) >= 0;
   Py_DECREF(b);
   return hole;
 }

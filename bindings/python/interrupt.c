@@ -289,7 +289,10 @@ int pyctx_try_raise(ctxstate *st, ithread_t *ith, int mode, PyObject *code, int 
     int esc = -1;
     /* the last stop was raised where it was caught again: raise this one as
     ** soon as the thread is out of that handler's reach (its except clause) */
-    if (s->chase && (esc = escapes_here(s, code, off))) goto raise;
+    if (s->chase && (esc = escapes_here(s, code, off))) {
+      chase = 1;  /* keep chasing: an outer handler that swallows it is next */
+      goto raise;
+    }
     if (now < soft) {
       schedule_rearm(s, soft);
       return s->chase;

@@ -88,8 +88,41 @@ def swallow_in_helper(log):
     helper()
 
 
+def swallow_nested(log):
+    # a swallowing loop around a function that swallows too: once the stop
+    # gets out of the inner one, the outer one must not keep it
+    def inner():
+        while True:
+            try:
+                while True:
+                    pass
+            except Exception:
+                pass
+    n = 0
+    while True:
+        try:
+            inner()
+        except Exception:
+            n += 1
+
+
+def swallow_nested_sleep(log):
+    def inner():
+        other, _ = ctx.with_cancel(BG)
+        while True:
+            try:
+                ctx.sleep(10, other)
+            except Exception:
+                pass
+    while True:
+        try:
+            inner()
+        except Exception:
+            log.append(time.monotonic())
+
+
 SWALLOWERS = [swallow_step, swallow_sleep, swallow_busy, swallow_with_lock,
-              swallow_suppress, swallow_in_helper]
+              swallow_suppress, swallow_in_helper, swallow_nested, swallow_nested_sleep]
 
 
 def stopped_within(body):
