@@ -155,14 +155,16 @@ def run_process(args: Any, c: Any = None, *, grace: float = 1.0,
     _check_input(inp, any(kw.get(k) for k in _TEXT_KEYS))
     flags = _flags(kw)
     end = None if limit is None else time.monotonic() + limit
-    p = subprocess.Popen(args, **kw)
+    p: Optional[subprocess.Popen] = None
     proc: Any = None
     feed: Optional[_Feeder] = None
     out: List[bytes] = []
     err: List[bytes] = []
     reads: Dict[int, List[bytes]] = {}
     try:
-        proc = _ctx._Proc(p.pid, flags)
+        with _shield():  # a stop lands before Popen or once the core has the child
+            p = subprocess.Popen(args, **kw)
+            proc = _ctx._Proc(p.pid, flags)
         for pipe, acc in ((p.stdout, out), (p.stderr, err)):
             if pipe is not None:
                 os.set_blocking(pipe.fileno(), False)
@@ -192,8 +194,11 @@ def run_process(args: Any, c: Any = None, *, grace: float = 1.0,
                     del reads[fd]
         p.wait()
     except BaseException as e:
+        if p is None:
+            raise  # nothing started
         # the child never outlives a failed run; a stop raised again (an
-        # interrupting scope's) must not cut this short
+        # interrupting scope's) must not cut this short, nor replace e (and
+        # the output it carries) on its way out: e leaves from inside the shield
         with _shield():
             if proc is not None:
                 proc.terminate(grace)
@@ -205,21 +210,27 @@ def run_process(args: Any, c: Any = None, *, grace: float = 1.0,
                 _drain(reads)  # what the pipes hold now: no wait for EOF
                 e.stdout = _decode(p, p.stdout, out)
                 e.stderr = _decode(p, p.stderr, err)
-        raise
-    finally:
-        with _shield():
-            if proc is not None:
-                proc.close()
-            if feed is not None:
-                feed.close()
-            for f in (p.stdout, p.stderr, p.stdin):
-                if f is not None:
-                    f.close()
+            _release(p, proc, feed)
+            raise
+    with _shield():
+        _release(p, proc, feed)
     cp = subprocess.CompletedProcess(args, p.returncode, _decode(p, p.stdout, out),
                                      _decode(p, p.stderr, err))
     if check:
         cp.check_returncode()
     return cp
+
+
+def _release(p: subprocess.Popen, proc: Any, feed: "Optional[_Feeder]") -> None:
+    """Closes what run_process opened for the child (its pipes, the core's
+    handle), whichever way it ended."""
+    if proc is not None:
+        proc.close()
+    if feed is not None:
+        feed.close()
+    for f in (p.stdout, p.stderr, p.stdin):
+        if f is not None:
+            f.close()
 
 
 class _Feeder:

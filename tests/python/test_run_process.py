@@ -148,6 +148,19 @@ def test_an_interrupting_scopes_stop_carries_the_output():
     cancel()
 
 
+def test_a_stop_raised_again_during_the_kill_keeps_the_output():
+    # the child ignores SIGTERM, so its kill takes the whole grace, longer than
+    # the re-raise period: the stop that leaves is still the one with the output
+    other, cancel = ctx.with_cancel(ctx.background())
+    cmd = ["sh", "-c", "trap '' TERM; echo partial; sleep 30"]
+    for _ in range(3):
+        with pytest.raises(ctx.DeadlineExceeded) as info:
+            with ctx.timeout(0.2, interrupt=True):
+                ctx.run_process(cmd, other, stdout=subprocess.PIPE, grace=0.2)
+        assert info.value.stdout == b"partial\n"
+    cancel()
+
+
 def test_plain_errors_have_no_output():
     assert ctx.ContextError.stdout is None and ctx.Canceled().stderr is None
 
