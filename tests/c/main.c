@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "ctx_int.h"   /* ctx__pool_executor */
 #include "test.h"
 
 #define MAX_TESTS 256
@@ -105,30 +106,13 @@ static double now_ms(void) { return (double)ctx_now() / 1e6; }
 
 /* Runs one test in a child process: a crash or a hang names the test instead
 ** of ending the run (libuv's runner does the same). 1 if it failed. */
-/* The timer heap and the default executor's queue are allocated once and
-** kept: each test's child makes them before its leak counts. Never in the
-** runner itself: a fork while one of its threads holds the allocator's lock
-** (ASan's allocator has no fork handler) leaves the child deadlocked. */
-static void warm_up(void) {
-  ctx_t *warm;
-  if (ctx_with_timeout(ctx_background(), 3600000000000LL, &warm) == CTX_OK) {
-    ctx_after_t *a;
-    if (ctx_after_func(warm, test_nop, NULL, NULL, NULL, &a) == CTX_OK) {
-      ctx_after_stop(a);
-      ctx_after_free(a);
-    }
-    ctx_cancel(warm);
-    ctx_unref(warm);
-  }
-}
-
-static int run_one(int i, double limit_s) {
+static int run_one(int i, long base, double limit_s) {
   fflush(stdout);
   fflush(stderr);
   pid_t pid = fork();
   if (pid < 0) { perror("fork"); return 1; }
   if (pid == 0) {
-    warm_up();
+    for (int w = 0; w < 2000 && test_live_allocs() != base; w++) test_sleep_ns(1000000);
     failed_now = 0;
     atomic_store(&test_thread_failures, 0);
     if (!setjmp(fail_jump)) tests[i].fn();
@@ -156,6 +140,25 @@ static int run_one(int i, double limit_s) {
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   ctx_set_allocator(count_alloc, count_free);
+  /* the timer heap and the default executor's queue are allocated once and
+  ** kept: make them before leak counts */
+  ctx_t *warm;
+  if (ctx_with_timeout(ctx_background(), 3600000000000LL, &warm) == CTX_OK) {
+    ctx_after_t *a;
+    if (ctx_after_func(warm, test_nop, NULL, NULL, NULL, &a) == CTX_OK) {
+      ctx_after_stop(a);
+      ctx_after_free(a);
+    }
+    ctx_cancel(warm);
+    ctx_unref(warm);
+  }
+  /* the runner forks every test: let its threads settle first, so that
+  ** none holds an allocator lock at a fork (ASan's allocator has no fork
+  ** handler; a child would inherit the lock held and deadlock) */
+  ctx_queue_t *pool = (ctx_queue_t *)ctx__pool_executor();  /* its first member */
+  for (int w = 0; w < 5000 && ctx_queue_idle(pool) == 0; w++) test_sleep_ns(MS);
+  test_sleep_ns(50 * MS);
+  long base = test_live_allocs();
   /* sanitizers and valgrind run 3x-50x slower */
   double limit = 120 / (test_scale() < 1 ? test_scale() : 1);
   if (limit > 600) limit = 600;
@@ -167,7 +170,7 @@ int main(int argc, char **argv) {
       if (!want) continue;
     }
     double t0 = now_ms();
-    int bad = run_one(i, limit);
+    int bad = run_one(i, base, limit);
     printf("%s %s (%.0f ms)\n", bad ? "FAIL" : "ok  ", tests[i].name, now_ms() - t0);
     if (bad) failed++; else passed++;
   }
