@@ -2,12 +2,25 @@
 ** (inside the fork gate), then hands callbacks on and marks the subtree settled. */
 #include "ctx_int.h"
 
-void ctx__detach_from_link(ctx_t *c);  /* ctx_tree.c */
+/* Children still alive join the walk, under the lock of the list they were
+** on; their sibling links are free once unlinked. */
+void ctx__walk_take(ctx__walk_t *w, ctx_t *list) {
+  for (ctx_t *k = list, *next; k; k = next) {
+    next = k->u.c.next;
+    if (ctx__try_ref(k)) {   /* a dying child is left to its destructor */
+      k->u.c.next = NULL;
+      if (w->tail) w->tail->u.c.next = k; else w->head = k;
+      w->tail = k;
+    }
+    /* last touch of a dying k: its destructor may free it once it sees 0 */
+    atomic_store_explicit(&k->linked, 0, memory_order_release);
+  }
+}
 
-/* Ends one node under its lock. Children still alive join the walk (their
-** sibling links are free once unlinked); waiters are woken here, after_funcs
-** and a replaced pending cause wait for the walk's end (they run binding
-** code, which must not run inside the gate). Returns 0 if c was already done. */
+/* Ends one node under its lock. Children still alive join the walk; waiters
+** are woken here, after_funcs and a replaced pending cause wait for the
+** walk's end (they run binding code, which must not run inside the gate).
+** Returns 0 if c was already done. */
 static int end_node(ctx__walk_t *w, ctx_t *c, uint32_t err, ctx__cause_t **cause,
                     int use_pending) {
   ctx__lock(&c->lock);
@@ -23,19 +36,11 @@ static int end_node(ctx__walk_t *w, ctx_t *c, uint32_t err, ctx__cause_t **cause
     c->u.c.cause = *cause;
     if (*cause) atomic_fetch_add_explicit(&(*cause)->refs, 1, memory_order_relaxed);
   }
-  for (ctx_t *k = c->u.c.children, *next; k; k = next) {
-    next = k->u.c.next;
-    if (ctx__try_ref(k)) {   /* a dying child is left to its destructor */
-      k->u.c.next = NULL;
-      if (w->tail) w->tail->u.c.next = k; else w->head = k;
-      w->tail = k;
-    }
-    /* last touch of a dying k: its destructor may free it once it sees 0 */
-    atomic_store_explicit(&k->linked, 0, memory_order_release);
-  }
+  ctx__walk_take(w, c->u.c.children);
   c->u.c.children = NULL;
   /* done before any waiter wakes: a woken waiter must see why */
   atomic_fetch_or_explicit(&c->state, err | ctx__gen_bits(), memory_order_release);
+  ctx__shards_take(w, c);
   /* hooks are listed newest first: the callbacks join the walk's list in
   ** the order they were registered, nodes in the order they ended */
   ctx__hook_t *first = NULL, *last = NULL;

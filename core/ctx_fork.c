@@ -47,6 +47,9 @@ void ctx__thread_register(ctx__thread_t *t) {
   t->self = pthread_self();
   t->wake_r = t->wake_w = -1;
   t->registered = 1;
+  static _Atomic uint32_t next_shard;
+  t->shard = (uint8_t)(atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed)
+                       % CTX__NSHARD);
   if (!R.key_ok || pthread_setspecific(R.key, t) != 0) {
     t->failed = 1;   /* not listed: its gate entries use the shared counter */
     return;

@@ -22,6 +22,12 @@
 #define CTX__TIMER      2u   /* may own a slot in the timer heap */
 #define CTX__CANCELABLE 4u   /* CANCEL or DEADLINE kind (immutable) */
 #define CTX__STATIC     8u   /* background/todo: never freed */
+#define CTX__HOLD      16u   /* holds its parent through a shard's count, not refs */
+
+/* refs: the count, and a bit set for good once the node has shards (then its
+** count reaches 0 only under every shard lock: see ctx_shard.c) */
+#define CTX__REF_SHARDED 0x80000000u
+#define CTX__REF_COUNT   0x7fffffffu
 
 #define CTX__NO_SLOT UINT32_MAX
 #define CTX__MAGIC 0x63747821u   /* "ctx!" in debug builds; poison when freed */
@@ -61,6 +67,7 @@ struct ctx {
   uint8_t flags;
   _Atomic uint8_t linked;    /* in parent->canc's child list; set under that
                                 lock, read without it to skip it once 0 */
+  uint8_t shard;             /* that list: 0 the node's own, else shards[shard-1] */
   ctx_t *canc;               /* the node whose state this one reports */
   int64_t deadline;          /* effective deadline, CTX_FOREVER if none */
   ctx_t *parent;             /* holds a reference */
@@ -73,6 +80,7 @@ struct ctx {
                                 cancel walk's lists */
       ctx__cause_t *cause;   /* before done: the deadline's pending cause */
       ctx__hook_t *hooks;
+      struct ctx__shards *_Atomic shards;  /* made once threads contend */
     } c;
     struct {                 /* VALUE nodes */
       void *key, *val;
@@ -101,6 +109,24 @@ struct ctx_after {
 
 enum { CTX__AF_PENDING, CTX__AF_STARTED, CTX__AF_STOPPED };
 
+/* A parent that threads contend for gets one child list per group of
+** threads, each with its own lock on its own cache line; the children a
+** shard lists hold the parent through its count instead of the parent's refs
+** (ctx_shard.c). Lock order: a node's lock, then its shards in index order. */
+#define CTX__NSHARD 8
+typedef struct ctx__shard {
+  ctx__lock_t lock;
+  _Atomic uint32_t holds;    /* CTX__HOLD children attached here, linked or not */
+  ctx_t *children;
+  char pad[64 - 2 * sizeof(uint32_t) - sizeof(ctx_t *)];
+} ctx__shard_t;
+typedef struct ctx__shards {
+  ctx__shard_t s[CTX__NSHARD];
+  uint8_t orphan;            /* refs reached 0 while holds remained (all locks) */
+  uint8_t reaped;            /* decided dead (all locks) */
+  void *raw;                 /* the allocation, as the allocator returned it */
+} ctx__shards_t;
+
 /* ---- memory (ctx_tree.c) ---- */
 void *ctx__alloc(size_t n);
 void ctx__free_mem(void *p);
@@ -125,6 +151,7 @@ void ctx__park_atfork_child(void);
 typedef struct ctx__thread {
   _Atomic uint32_t depth;    /* gate nesting; read by the forking thread */
   uint8_t registered, failed;
+  uint8_t shard;             /* which shard of a contended parent it uses */
   struct ctx__thread *next, *prev;  /* the registry (its lock) */
   pthread_t self;
   int wake_r, wake_w;        /* this thread's wake-up event, -1 until a wait */
@@ -141,17 +168,19 @@ void ctx__lock_backoff(ctx__lock_t *l);
 
 /* The seq_cst CAS of the lock orders our depth before our read of
 ** ctx__forking, against the forking thread's store then read (Dekker). */
-static inline void ctx__lock(ctx__lock_t *l) {
+/* Returns 1 if another thread held it (how a parent learns to shard). */
+static inline int ctx__lock(ctx__lock_t *l) {
   ctx__thread_t *t = &ctx__self;
   if (!t->registered) ctx__thread_register(t);
   uint32_t d = atomic_load_explicit(&t->depth, memory_order_relaxed);
   atomic_store_explicit(&t->depth, d + 1, memory_order_relaxed);
   uint32_t unlocked = 0;
-  if (!atomic_compare_exchange_strong_explicit(l, &unlocked, 1,
-        memory_order_seq_cst, memory_order_relaxed))
-    ctx__lock_slow(l);
+  int contended = !atomic_compare_exchange_strong_explicit(l, &unlocked, 1,
+                    memory_order_seq_cst, memory_order_relaxed);
+  if (contended) ctx__lock_slow(l);
   if (d == 0 && atomic_load_explicit(&ctx__forking, memory_order_seq_cst))
     ctx__lock_backoff(l);
+  return contended;
 }
 
 static inline void ctx__unlock(ctx__lock_t *l) {
@@ -198,6 +227,7 @@ int ctx__pidfd_open(int pid);                 /* -1 where there is none */
 
 /* ---- tree (ctx_tree.c) ---- */
 int ctx__try_ref(ctx_t *c);
+void ctx__detach_from_link(ctx_t *c);
 void ctx__cause_unref(ctx__cause_t *cause);
 /* Ends c with err (the timer uses its pending cause: use_pending=1) and its
 ** subtree; returns once the subtree is done. 1 if this call ended c. */
@@ -217,6 +247,22 @@ void ctx__walk_begin(ctx__walk_t *w, ctx_t *root, uint32_t err, ctx__cause_t *ca
 void ctx__walk_finish(ctx__walk_t *w);  /* outside it */
 /* Waits until canc's state has `bit` (CTX__SETTLED or CTX__HANDED). */
 void ctx__settle_wait(const ctx_t *canc, uint32_t bit);
+
+/* ---- shards (ctx_shard.c) ---- */
+static inline ctx__shards_t *ctx__shards_of(const ctx_t *c) {
+  return (c->flags & CTX__CANCELABLE)
+    ? atomic_load_explicit(&((ctx_t *)c)->u.c.shards, memory_order_acquire) : NULL;
+}
+void ctx__shards_make(ctx_t *link);          /* link's lock held */
+int ctx__shard_attach(ctx_t *c, ctx_t *parent, ctx__shards_t *s);  /* as attach() */
+void ctx__shard_unlink(ctx_t *c);            /* from its shard, if still linked */
+int ctx__shard_leave(ctx_t *c);              /* destroying c: 1 if its parent died */
+int ctx__shards_release(ctx_t *c);           /* c's last ref: 1 if c is dead */
+int ctx__shards_try_ref(ctx_t *c);           /* a ref on c at count 0, if alive */
+uint32_t ctx__shards_holds(const ctx__shards_t *s);
+void ctx__shards_take(ctx__walk_t *w, ctx_t *c);  /* end_node: the shards' children */
+void ctx__walk_take(ctx__walk_t *w, ctx_t *list); /* ctx_cancel.c */
+size_t ctx__shards_count(ctx__shards_t *s);  /* children listed */
 
 /* ---- timer (ctx_timer.c) and clocks (ctx_clock.c) ---- */
 int64_t ctx__mono_to_wall_ns(int64_t mono_ns);

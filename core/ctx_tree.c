@@ -74,11 +74,11 @@ ctx_t *ctx_ref(ctx_t *c) {
 /* Takes a reference only if the node is not already being destroyed. */
 int ctx__try_ref(ctx_t *c) {
   uint32_t r = atomic_load_explicit(&c->refs, memory_order_relaxed);
-  while (r != 0)
+  while (r & CTX__REF_COUNT)
     if (atomic_compare_exchange_weak_explicit(&c->refs, &r, r + 1,
           memory_order_acquire, memory_order_relaxed))
       return 1;
-  return 0;
+  return (r & CTX__REF_SHARDED) && ctx__shards_try_ref(c);
 }
 
 void ctx__cause_unref(ctx__cause_t *z) {
@@ -91,6 +91,7 @@ void ctx__cause_unref(ctx__cause_t *z) {
 /* Once unlinked a node is never linked again, so seeing 0 here (acquire,
 ** paired with the canceler's release) lets us skip the parent's lock. */
 void ctx__detach_from_link(ctx_t *c) {
+  if (c->shard) { ctx__shard_unlink(c); return; }
   if (!atomic_load_explicit(&c->linked, memory_order_acquire)) return;
   ctx_t *link = c->parent->canc;  /* where attach() linked it */
   ctx__lock(&link->lock);
@@ -103,11 +104,17 @@ void ctx__detach_from_link(ctx_t *c) {
   ctx__unlock(&link->lock);
 }
 
-static void destroy(ctx_t *c) {
+/* Frees c; 1 if that gave up the last hold on a parent that no reference
+** keeps (then the parent is the caller's to destroy). */
+static int destroy(ctx_t *c) {
+  int parent_dead = 0;
   if (c->flags & CTX__CANCELABLE) {
-    ctx__detach_from_link(c);
+    if (c->shard) parent_dead = ctx__shard_leave(c);
+    else ctx__detach_from_link(c);
     if (c->flags & CTX__TIMER) ctx__timer_remove(c);
     ctx__cause_unref(c->u.c.cause);
+    ctx__shards_t *s = ctx__shards_of(c);
+    if (s) ctx__free_mem(s->raw);
   } else if (c->kind == CTX_KIND_VALUE && c->u.v.release) {
     c->u.v.release(c->u.v.key);
     c->u.v.release(c->u.v.val);
@@ -117,17 +124,34 @@ static void destroy(ctx_t *c) {
   memset(c, 0x5a, sizeof *c);   /* poison: magic no longer matches */
 #endif
   ctx__free_mem(c);
+  return parent_dead;
+}
+
+/* Drops one reference; 1 if it was the last. With shards the last one is
+** dropped under their locks, where children's holds are counted too. */
+static int release(ctx_t *c) {
+  uint32_t r = atomic_load_explicit(&c->refs, memory_order_relaxed);
+  for (;;) {
+    if ((r & CTX__REF_SHARDED) && (r & CTX__REF_COUNT) == 1) return ctx__shards_release(c);
+    if (atomic_compare_exchange_weak_explicit(&c->refs, &r, r - 1,
+          memory_order_acq_rel, memory_order_relaxed))
+      return r == 1;
+  }
 }
 
 void ctx_unref(ctx_t *c) {
   if (c) CTX__CHECK(c);
   /* a loop, not recursion: dropping the leaf of a long chain frees the chain */
   while (c && !(c->flags & CTX__STATIC)) {
-    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
-      return;
-    ctx_t *parent = c->parent;
-    destroy(c);
-    c = parent;
+    if (!release(c)) return;
+    for (;;) {   /* c is dead; a child that held its parent in a shard may end it too */
+      ctx_t *parent = c->parent;
+      int held = c->flags & CTX__HOLD;
+      int parent_dead = destroy(c);
+      c = parent;
+      if (!held) break;
+      if (!parent_dead) return;
+    }
   }
 }
 
@@ -159,9 +183,14 @@ static ctx_t *node_new(ctx_t *parent, ctx_kind_t kind) {
 ** Returns 1 if c was linked (so it can still end by itself), 0 if not. */
 static int attach(ctx_t *c, ctx_t *parent) {
   ctx_t *link = parent->canc;
-  if (link != parent || !(link->flags & CTX__CANCELABLE)) ctx_ref(parent);
-  if (!(link->flags & CTX__CANCELABLE)) return 1;  /* ancestors never end */
-  ctx__lock(&link->lock);
+  if (!(link->flags & CTX__CANCELABLE)) {  /* ancestors never end */
+    ctx_ref(parent);
+    return 1;
+  }
+  ctx__shards_t *s = ctx__shards_of(link);
+  if (s) return ctx__shard_attach(c, parent, s);
+  if (link != parent) ctx_ref(parent);
+  int contended = ctx__lock(&link->lock);
   if (link == parent) atomic_fetch_add_explicit(&parent->refs, 1, memory_order_relaxed);
   uint32_t st = atomic_load_explicit(&link->state, memory_order_relaxed);
   uint32_t err = st & CTX__ERRMASK;
@@ -179,6 +208,7 @@ static int attach(ctx_t *c, ctx_t *parent) {
     if (c->u.c.next) c->u.c.next->u.c.prev = c;
     link->u.c.children = c;
     atomic_store_explicit(&c->linked, 1, memory_order_relaxed);
+    if (contended) ctx__shards_make(link);   /* for the children to come */
   }
   ctx__unlock(&link->lock);
   ctx__cause_unref(pending);
@@ -377,6 +407,8 @@ size_t ctx_num_children(ctx_t *c) {
   /* pending after_funcs count too, as Go's AfterFunc registers a child */
   for (ctx_t *k = c->u.c.children; k; k = k->u.c.next) n++;
   for (ctx__hook_t *h = c->u.c.hooks; h; h = h->next) n += h->kind == CTX__HOOK_AFTER;
+  ctx__shards_t *s = ctx__shards_of(c);
+  if (s) n += ctx__shards_count(s);
   ctx__unlock(&c->lock);
   return n;
 }
@@ -386,7 +418,10 @@ size_t ctx_num_children(ctx_t *c) {
 int ctx_visit(const ctx_t *c, int (*visit)(void *obj, void *ud), void *ud) {
   if (!c || !visit) return CTX_EINVAL;
   for (; c && !(c->flags & CTX__STATIC); c = c->parent) {
-    if (atomic_load_explicit(&c->refs, memory_order_acquire) != 1) return 0;
+    ctx__shards_t *s = ctx__shards_of(c);
+    if ((atomic_load_explicit(&c->refs, memory_order_acquire) & CTX__REF_COUNT) +
+        (s ? ctx__shards_holds(s) : 0) != 1)
+      return 0;
     int r = 0;
     if (c->kind == CTX_KIND_VALUE) {
       if (c->u.v.key) r = visit(c->u.v.key, ud);
