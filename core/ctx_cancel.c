@@ -50,7 +50,7 @@ static int end_node(ctx__walk_t *w, ctx_t *c, uint32_t err, ctx__cause_t **cause
     if (h->kind == CTX__HOOK_WAIT) {
       ctx__thread_t *t = ((ctx__wlink_t *)h)->t;
       /* under the lock: the waiter's unlink takes it, then its link is gone */
-      if (!atomic_exchange_explicit(&t->woken, 1, memory_order_acq_rel))
+      if (atomic_exchange_explicit(&t->woken, 1, memory_order_acq_rel) == CTX__WAKE_SLEEPING)
         ctx__event_signal(t->wake_w);
     } else {
       atomic_fetch_add_explicit(&((ctx_after_t *)h)->refs, 1, memory_order_relaxed);

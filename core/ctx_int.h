@@ -155,9 +155,11 @@ typedef struct ctx__thread {
   struct ctx__thread *next, *prev;  /* the registry (its lock) */
   pthread_t self;
   int wake_r, wake_w;        /* this thread's wake-up event, -1 until a wait */
-  _Atomic uint32_t woken;    /* signaled since the wait began */
+  _Atomic uint32_t woken;    /* 1 once a context it waits on ended; a waker
+                                signals the event only if it is SLEEPING */
 } ctx__thread_t;
 
+#define CTX__WAKE_SLEEPING 2u
 extern CTX_TLS ctx__thread_t ctx__self;
 extern _Atomic uint32_t ctx__forking;
 extern _Atomic uint32_t ctx__fork_gen;  /* bumped in every forked child */
@@ -290,6 +292,10 @@ void ctx__queues_atfork_child(void);
 int ctx__wait(ctx_t *const *cs, size_t nc, const int *fds, size_t nfd, ctx_proc_t *p,
               int64_t timeout_ns, size_t *which);
 int ctx__thread_wake_event(ctx__thread_t *t);   /* makes it on first use */
+/* How long a wait on contexts spins before it sleeps (adapts; see there). */
+#define CTX__SPIN_START_NS 10000
+#define CTX__SPIN_MAX_NS 200000
+extern _Atomic int64_t ctx__spin_ns;
 void ctx__fds_atfork_prepare(void);
 void ctx__fds_atfork_parent(void);
 void ctx__fds_atfork_child(void);

@@ -2,6 +2,8 @@
 ** child, and the pollable descriptor a context exposes (fresh in a forked child). */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include "ctx_int.h"
 
@@ -104,6 +106,60 @@ static int first_done(ctx_t *const *cs, size_t nc, size_t *which) {
 
 #define SMALL 8   /* contexts and descriptors waited on without allocating */
 
+/* ---- spinning before sleeping ----
+** A thread that sleeps in the kernel takes tens of microseconds to wake once
+** its CPU has gone idle (far more than a cancel costs). So a wait on contexts
+** alone first spins for a while that adapts, as the kernel's halt polling
+** does: a wait that slept and was ended by a context within CTX__SPIN_MAX_NS
+** grows it, one that slept longer than that shrinks it, down to nothing;
+** waits that last milliseconds and more never spin. It yields the CPU as it
+** spins (the thread that will end the wait may need it); signals are blocked
+** meanwhile and looked for before it sleeps, so none goes unreported. */
+_Atomic int64_t ctx__spin_ns;
+
+static int many_cpus(void) {
+#ifdef _SC_NPROCESSORS_ONLN
+  static _Atomic int n;
+  int k = atomic_load_explicit(&n, memory_order_relaxed);
+  if (!k) atomic_store_explicit(&n, k = (int)sysconf(_SC_NPROCESSORS_ONLN), memory_order_relaxed);
+  return k > 1;
+#else
+  return 1;
+#endif
+}
+
+/* Until `until` at most: 1 if a context woke us, -1 if a signal is waiting
+** to be handled (CTX_EINTR), 0 to sleep. */
+static int spin(ctx__thread_t *t, int64_t until) {
+  int64_t budget = atomic_load_explicit(&ctx__spin_ns, memory_order_relaxed);
+  if (!budget || !many_cpus()) return 0;
+  sigset_t all, old, pending;
+  sigfillset(&all);
+  if (pthread_sigmask(SIG_BLOCK, &all, &old) != 0) return 0;
+  int64_t end = ctx_now() + budget;
+  if (end > until) end = until;
+  int woken = 0, sig = 0;
+  for (unsigned i = 1;; i++) {
+    if (atomic_load_explicit(&t->woken, memory_order_acquire)) { woken = 1; break; }
+    sched_yield();
+    if (!(i & 7) && ctx_now() >= end) break;
+  }
+  if (!woken && sigpending(&pending) == 0)
+    for (int s = 1; s < 65 && !sig; s++)
+      sig = sigismember(&pending, s) == 1 && sigismember(&old, s) == 0;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return woken ? 1 : -sig;
+}
+
+static void spin_adapt(int64_t slept_ns, int by_context) {
+  int64_t s = atomic_load_explicit(&ctx__spin_ns, memory_order_relaxed), next = s;
+  if (slept_ns > CTX__SPIN_MAX_NS)
+    next = s / 2 < CTX__SPIN_START_NS ? 0 : s / 2;
+  else if (by_context && slept_ns > s)
+    next = !s ? CTX__SPIN_START_NS : s * 2 > CTX__SPIN_MAX_NS ? CTX__SPIN_MAX_NS : s * 2;
+  if (next != s) atomic_store_explicit(&ctx__spin_ns, next, memory_order_relaxed);
+}
+
 static void unlink_all(ctx_t *const *cs, ctx__wlink_t *links, size_t n) {
   for (size_t i = 0; i < n; i++) {
     if (!links[i].t) continue;   /* never linked */
@@ -122,6 +178,7 @@ static void unlink_all(ctx_t *const *cs, ctx__wlink_t *links, size_t n) {
 int ctx__wait(ctx_t *const *cs, size_t nc, const int *fds, size_t nfd, ctx_proc_t *p,
               int64_t timeout_ns, size_t *which) {
   if ((nc && !cs) || (nfd && !fds) || !which) return CTX_EINVAL;
+  int64_t started = ctx_now();
   int64_t until = timeout_ns < 0 ? CTX_FOREVER : ctx_deadline_from_timeout(timeout_ns);
   if (first_done(cs, nc, which)) return CTX_OK;
   if (p && ctx__proc_poll(p)) { *which = CTX_PROC_EXITED; return CTX_OK; }
@@ -144,7 +201,8 @@ int ctx__wait(ctx_t *const *cs, size_t nc, const int *fds, size_t nfd, ctx_proc_
                                   .events = fds[j] >= 0 && (fds[j] & CTX_FD_WRITE) ? POLLOUT : POLLIN };
   if (pidfd >= 0) pfd[np - 1] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
 
-  /* from here a cancel of any linked context signals our event */
+  /* from here a cancel of any linked context sets woken (and signals our
+  ** event once we sleep) */
   atomic_store_explicit(&t->woken, 0, memory_order_relaxed);
   ctx__event_drain(t->wake_r);
   size_t nlinked = 0;
@@ -168,7 +226,7 @@ int ctx__wait(ctx_t *const *cs, size_t nc, const int *fds, size_t nfd, ctx_proc_
     if (done) { nlinked++; break; }
   }
 
-  int interrupted = 0, polled = 0;
+  int interrupted = 0, polled = 0, spun = nfd || p, slept = 0;
   for (;;) {
     if (first_done(cs, nc, which)) { rc = CTX_OK; break; }
     size_t j = 0;
@@ -190,6 +248,18 @@ int ctx__wait(ctx_t *const *cs, size_t nc, const int *fds, size_t nfd, ctx_proc_
       int64_t next = ctx__proc_next_check(p, now);
       if (next < wake) wake = next;
     }
+    if (!spun) {
+      spun = 1;
+      int r = spin(t, wake);
+      if (r) { interrupted = r < 0; continue; }
+      if ((now = ctx_now()) >= wake) continue;
+    }
+    /* from here a waker must signal the event: we are going to sleep */
+    uint32_t awake = 0;
+    if (!atomic_compare_exchange_strong_explicit(&t->woken, &awake, CTX__WAKE_SLEEPING,
+          memory_order_acq_rel, memory_order_acquire) && awake == 1)
+      continue;
+    slept = 1;
     int r = ctx__poll(pfd, np, wake == CTX_FOREVER ? -1 : wake - now);
     polled = r > 0;
     if (r < 0) {
@@ -197,6 +267,7 @@ int ctx__wait(ctx_t *const *cs, size_t nc, const int *fds, size_t nfd, ctx_proc_
       interrupted = 1;
     }
   }
+  if (slept) spin_adapt(ctx_now() - started, rc == CTX_OK && *which < nc);
   unlink_all(cs, links, nlinked);
   if (links != small_links) ctx__free_mem(links);
   if (pfd != small_pfd) ctx__free_mem(pfd);

@@ -34,10 +34,12 @@ static void make_from_threads(ctx_t *parent, ctx_t **out, int threads, int per) 
   for (int t = 0; t < threads; t++) pthread_join(th[t], NULL);
 }
 
-typedef struct { ctx_t *parent; long n; } hammer_t;
+typedef struct { ctx_t *parent; long n; atomic_int started; } hammer_t;
 
 static void *hammer(void *arg) {
   hammer_t *h = arg;
+  atomic_fetch_add(&h->started, 1);
+  while (atomic_load(&h->started) < 2) {}   /* both at once */
   for (long i = 0; i < h->n; i++) {
     ctx_t *c;
     CHECK(ctx_with_cancel(h->parent, &c) == CTX_OK);
@@ -52,9 +54,10 @@ TEST(contended_parent_gets_shards) {
   long base = test_live_allocs();
   ctx_t *p;
   ASSERT_EQ(ctx_with_cancel(ctx_background(), &p), CTX_OK);
-  hammer_t h = { p, 2000 };
-  for (int round = 0; round < 200 && !ctx__shards_of(p); round++) {
+  hammer_t h = { p, 20000, 0 };
+  for (int round = 0; round < 100 && !ctx__shards_of(p); round++) {
     pthread_t a, b;
+    atomic_store(&h.started, 0);
     pthread_create(&a, NULL, hammer, &h);
     pthread_create(&b, NULL, hammer, &h);
     pthread_join(a, NULL);

@@ -234,3 +234,77 @@ TEST(time_conversions_exact) {
   }
   ASSERT(ctx_mono_to_wall(CTX_FOREVER) == INFINITY);
 }
+
+/* ---- the spin before a wait sleeps ---- */
+
+typedef struct { ctx_t *c; int64_t after_ns; atomic_int armed; } soon_t;
+
+static void *cancel_soon(void *arg) {
+  soon_t *l = arg;
+  while (!atomic_load(&l->armed)) {}
+  test_sleep_ns(l->after_ns);
+  ctx_cancel(l->c);
+  return NULL;
+}
+
+/* Waits that contexts end within the limit teach a wait to spin; waits that
+** last longer unlearn it, down to none. */
+TEST(wait_spin_adapts_to_how_long_waits_last) {
+  atomic_store(&ctx__spin_ns, 0);
+  for (int i = 0; i < 8; i++) {
+    soon_t l = { NULL, 20000, 0 };
+    ASSERT_EQ(ctx_with_cancel(ctx_background(), &l.c), CTX_OK);
+    pthread_t t;
+    pthread_create(&t, NULL, cancel_soon, &l);
+    atomic_store(&l.armed, 1);
+    ASSERT_EQ(ctx_wait(l.c, 5000 * MS), CTX_OK);
+    pthread_join(t, NULL);
+    ctx_unref(l.c);
+  }
+  if (test_scale() == 1) ASSERT(atomic_load(&ctx__spin_ns) > 0);  /* tools are slower than the limit */
+  ctx_t *c;
+  ASSERT_EQ(ctx_with_cancel(ctx_background(), &c), CTX_OK);
+  for (int i = 0; i < 10; i++) ASSERT_EQ(ctx_wait(c, 2 * MS), CTX_ETIMEDOUT);
+  ASSERT_EQ(atomic_load(&ctx__spin_ns), 0);
+  ctx_unref(c);
+}
+
+typedef struct { pthread_t target; int64_t after_ns; atomic_int armed; } kick_t;
+
+static void *usr1_soon(void *arg) {
+  kick_t *k = arg;
+  while (!atomic_load(&k->armed)) {}
+  int64_t until = ctx_now() + k->after_ns;
+  while (ctx_now() < until) {}
+  pthread_kill(k->target, SIGUSR1);
+  return NULL;
+}
+
+/* A signal that lands while a wait spins (signals blocked) is still
+** reported: CTX_EINTR, not a sleep until the timeout. */
+TEST(signal_during_wait_spin_is_reported) {
+#ifdef __SANITIZE_THREAD__
+  return;   /* TSan takes the signal itself and hands it over at its next call */
+#endif
+  ctx_t *c;
+  ASSERT_EQ(ctx_with_cancel(ctx_background(), &c), CTX_OK);
+  test_usr1_install(1);
+  for (int i = 0; i < test_iters(40); i++) {
+    atomic_store(&ctx__spin_ns, CTX__SPIN_MAX_NS);
+    atomic_store(&test_usr1_handled, 0);
+    kick_t k = { pthread_self(), 5000 + (i % 10) * 10000, 0 };
+    pthread_t t;
+    pthread_create(&t, NULL, usr1_soon, &k);
+    atomic_store(&k.armed, 1);
+    int64_t t0 = ctx_now();
+    int rc = ctx_wait(c, 3000 * MS);
+    int64_t took = ctx_now() - t0;
+    pthread_join(t, NULL);
+    ASSERT_EQ(rc, CTX_EINTR);
+    ASSERT_EQ(atomic_load(&test_usr1_handled), 1);
+    ASSERT(took < 1000 * MS);
+  }
+  test_usr1_restore();
+  atomic_store(&ctx__spin_ns, 0);
+  ctx_unref(c);
+}
