@@ -235,7 +235,10 @@ CTX_API int ctx_expire(ctx_t *c);
 ** wait return CTX_EINTR, whether or not it was installed with SA_RESTART
 ** (waits sleep in poll(), which is never restarted), so the caller can run
 ** its own handlers (Python's) and wait again. The thread's wake-up descriptor
-** is made on its first wait (CTX_EMFILE if none can be). */
+** is made on its first wait (CTX_EMFILE if none can be). A wait on contexts
+** alone (no descriptor, no process) may first spin for up to 200 us, yielding
+** the CPU, with signals blocked: only while recent waits ended that soon; a
+** signal that arrives meanwhile is handled when it ends, and reported. */
 
 /* Blocks until c is done (CTX_OK), timeout_ns passes (CTX_ETIMEDOUT; negative
 ** means no timeout) or a signal handler runs (CTX_EINTR). */

@@ -54,8 +54,8 @@ TEST(contended_parent_gets_shards) {
   long base = test_live_allocs();
   ctx_t *p;
   ASSERT_EQ(ctx_with_cancel(ctx_background(), &p), CTX_OK);
-  hammer_t h = { p, 20000, 0 };
-  for (int round = 0; round < 100 && !ctx__shards_of(p); round++) {
+  hammer_t h = { p, test_iters(20000), 0 };
+  for (int round = 0; round < test_iters(100) && !ctx__shards_of(p); round++) {
     pthread_t a, b;
     atomic_store(&h.started, 0);
     pthread_create(&a, NULL, hammer, &h);

@@ -283,9 +283,13 @@ static void *usr1_soon(void *arg) {
 /* A signal that lands while a wait spins (signals blocked) is still
 ** reported: CTX_EINTR, not a sleep until the timeout. */
 TEST(signal_during_wait_spin_is_reported) {
+  /* TSan and valgrind take a signal themselves, and hand it over at a call
+  ** of their choosing: the kernel never shows it pending */
 #ifdef __SANITIZE_THREAD__
-  return;   /* TSan takes the signal itself and hands it over at its next call */
+  return;
 #endif
+  const char *preload = getenv("LD_PRELOAD");
+  if (preload && strstr(preload, "vgpreload")) return;
   ctx_t *c;
   ASSERT_EQ(ctx_with_cancel(ctx_background(), &c), CTX_OK);
   test_usr1_install(1);
