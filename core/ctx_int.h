@@ -230,6 +230,10 @@ int ctx__pidfd_open(int pid);                 /* -1 where there is none */
 /* ---- tree (ctx_tree.c) ---- */
 int ctx__try_ref(ctx_t *c);
 void ctx__detach_from_link(ctx_t *c);
+/* Under the lock of `head`, one of link's child lists: c joins it (1), or is
+** born done if link has ended (0; *drop is the cause to release after). */
+int ctx__join(ctx_t *c, ctx_t *link, ctx_t **head, ctx__cause_t **drop);
+void ctx__unjoin(ctx_t *c, ctx_t **head);   /* if still linked */
 void ctx__cause_unref(ctx__cause_t *cause);
 /* Ends c with err (the timer uses its pending cause: use_pending=1) and its
 ** subtree; returns once the subtree is done. 1 if this call ended c. */

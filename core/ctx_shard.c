@@ -18,6 +18,13 @@ static void unlock_all(ctx__shards_t *s) {
   for (int i = CTX__NSHARD - 1; i >= 0; i--) ctx__unlock(&s->s[i].lock);
 }
 
+/* holds changes under its shard's lock; ctx_visit reads it without */
+static void add_hold(ctx__shard_t *sh, int delta) {
+  atomic_store_explicit(&sh->holds,
+                        atomic_load_explicit(&sh->holds, memory_order_relaxed) + (uint32_t)delta,
+                        memory_order_relaxed);
+}
+
 uint32_t ctx__shards_holds(const ctx__shards_t *s) {
   uint32_t n = 0;
   for (int i = 0; i < CTX__NSHARD; i++)
@@ -59,41 +66,18 @@ int ctx__shard_attach(ctx_t *c, ctx_t *parent, ctx__shards_t *s) {
   ctx__thread_t *t = &ctx__self;
   if (!t->registered) ctx__thread_register(t);
   ctx__shard_t *sh = &s->s[t->shard];
-  ctx__cause_t *pending = NULL;
+  ctx__cause_t *drop = NULL;
   ctx__lock(&sh->lock);
   c->shard = (uint8_t)(t->shard + 1);
   if (hold) {
     c->flags |= CTX__HOLD;
-    atomic_store_explicit(&sh->holds, atomic_load_explicit(&sh->holds, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    add_hold(sh, 1);
   }
   /* end_node sets the state before it empties the shards, under their locks */
-  uint32_t err = atomic_load_explicit(&link->state, memory_order_acquire) & CTX__ERRMASK;
-  if (err) {
-    /* the cause was stored before the state and is never replaced */
-    pending = c->u.c.cause;
-    c->u.c.cause = link->u.c.cause;
-    if (c->u.c.cause) atomic_fetch_add_explicit(&c->u.c.cause->refs, 1, memory_order_relaxed);
-    atomic_store_explicit(&c->state, err | CTX__SETTLED | CTX__HANDED | ctx__gen_bits(),
-                          memory_order_release);
-  } else {
-    c->u.c.prev = NULL;
-    c->u.c.next = sh->children;
-    if (c->u.c.next) c->u.c.next->u.c.prev = c;
-    sh->children = c;
-    atomic_store_explicit(&c->linked, 1, memory_order_relaxed);
-  }
+  int linked = ctx__join(c, link, &sh->children, &drop);
   ctx__unlock(&sh->lock);
-  ctx__cause_unref(pending);
-  return !err;
-}
-
-static void unlink_from(ctx_t *c, ctx__shard_t *sh) {
-  if (!atomic_load_explicit(&c->linked, memory_order_relaxed)) return;
-  if (c->u.c.prev) c->u.c.prev->u.c.next = c->u.c.next;
-  else sh->children = c->u.c.next;
-  if (c->u.c.next) c->u.c.next->u.c.prev = c->u.c.prev;
-  atomic_store_explicit(&c->linked, 0, memory_order_relaxed);
+  ctx__cause_unref(drop);
+  return linked;
 }
 
 static ctx__shard_t *shard_of(ctx_t *c, ctx__shards_t **s) {
@@ -106,7 +90,7 @@ void ctx__shard_unlink(ctx_t *c) {
   ctx__shards_t *s;
   ctx__shard_t *sh = shard_of(c, &s);
   ctx__lock(&sh->lock);
-  unlink_from(c, sh);
+  ctx__unjoin(c, &sh->children);
   ctx__unlock(&sh->lock);
 }
 
@@ -122,17 +106,15 @@ int ctx__shard_leave(ctx_t *c) {
   ctx__shard_t *sh = shard_of(c, &s);
   ctx__lock(&sh->lock);
   if (!s->orphan) {
-    unlink_from(c, sh);
-    atomic_store_explicit(&sh->holds, atomic_load_explicit(&sh->holds, memory_order_relaxed) - 1,
-                          memory_order_relaxed);
+    ctx__unjoin(c, &sh->children);
+    add_hold(sh, -1);
     ctx__unlock(&sh->lock);
     return 0;
   }
   ctx__unlock(&sh->lock);
   lock_all(s);
-  unlink_from(c, sh);
-  atomic_store_explicit(&sh->holds, atomic_load_explicit(&sh->holds, memory_order_relaxed) - 1,
-                        memory_order_relaxed);
+  ctx__unjoin(c, &sh->children);
+  add_hold(sh, -1);
   int dead = reap(c->parent, s);
   unlock_all(s);
   return dead;

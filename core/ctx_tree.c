@@ -95,12 +95,7 @@ void ctx__detach_from_link(ctx_t *c) {
   if (!atomic_load_explicit(&c->linked, memory_order_acquire)) return;
   ctx_t *link = c->parent->canc;  /* where attach() linked it */
   ctx__lock(&link->lock);
-  if (atomic_load_explicit(&c->linked, memory_order_relaxed)) {
-    if (c->u.c.prev) c->u.c.prev->u.c.next = c->u.c.next;
-    else link->u.c.children = c->u.c.next;
-    if (c->u.c.next) c->u.c.next->u.c.prev = c->u.c.prev;
-    atomic_store_explicit(&c->linked, 0, memory_order_relaxed);
-  }
+  ctx__unjoin(c, &link->u.c.children);
   ctx__unlock(&link->lock);
 }
 
@@ -192,27 +187,40 @@ static int attach(ctx_t *c, ctx_t *parent) {
   if (link != parent) ctx_ref(parent);
   int contended = ctx__lock(&link->lock);
   if (link == parent) atomic_fetch_add_explicit(&parent->refs, 1, memory_order_relaxed);
-  uint32_t st = atomic_load_explicit(&link->state, memory_order_relaxed);
-  uint32_t err = st & CTX__ERRMASK;
-  ctx__cause_t *pending = NULL;
+  ctx__cause_t *drop = NULL;
+  int linked = ctx__join(c, link, &link->u.c.children, &drop);
+  if (linked && contended) ctx__shards_make(link);   /* for the children to come */
+  ctx__unlock(&link->lock);
+  ctx__cause_unref(drop);
+  return linked;
+}
+
+int ctx__join(ctx_t *c, ctx_t *link, ctx_t **head, ctx__cause_t **drop) {
+  uint32_t err = atomic_load_explicit(&link->state, memory_order_acquire) & CTX__ERRMASK;
   if (err) {
-    /* born done: nothing below it yet, and no callback: settled at once */
-    pending = c->u.c.cause;
+    /* born done: nothing below it yet, and no callback: settled at once;
+    ** link's cause was stored before its state and is never replaced */
+    *drop = c->u.c.cause;
     c->u.c.cause = link->u.c.cause;
     if (c->u.c.cause) atomic_fetch_add_explicit(&c->u.c.cause->refs, 1, memory_order_relaxed);
     atomic_store_explicit(&c->state, err | CTX__SETTLED | CTX__HANDED | ctx__gen_bits(),
                           memory_order_release);
-  } else {
-    c->u.c.prev = NULL;
-    c->u.c.next = link->u.c.children;
-    if (c->u.c.next) c->u.c.next->u.c.prev = c;
-    link->u.c.children = c;
-    atomic_store_explicit(&c->linked, 1, memory_order_relaxed);
-    if (contended) ctx__shards_make(link);   /* for the children to come */
+    return 0;
   }
-  ctx__unlock(&link->lock);
-  ctx__cause_unref(pending);
-  return !err;
+  c->u.c.prev = NULL;
+  c->u.c.next = *head;
+  if (c->u.c.next) c->u.c.next->u.c.prev = c;
+  *head = c;
+  atomic_store_explicit(&c->linked, 1, memory_order_relaxed);
+  return 1;
+}
+
+void ctx__unjoin(ctx_t *c, ctx_t **head) {
+  if (!atomic_load_explicit(&c->linked, memory_order_relaxed)) return;
+  if (c->u.c.prev) c->u.c.prev->u.c.next = c->u.c.next;
+  else *head = c->u.c.next;
+  if (c->u.c.next) c->u.c.next->u.c.prev = c->u.c.prev;
+  atomic_store_explicit(&c->linked, 0, memory_order_relaxed);
 }
 
 int ctx_with_cancel(ctx_t *parent, ctx_t **out) {
