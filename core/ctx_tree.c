@@ -244,8 +244,12 @@ static ctx__cause_t *cause_new(void *obj, ctx_release_fn release) {
   return z;
 }
 
-int ctx_with_deadline_cause(ctx_t *parent, int64_t deadline, void *cause,
-                            ctx_release_fn release, ctx_t **out) {
+/* `future`: the deadline cannot have passed yet (a timeout this long, just
+** read off the clock), which spares a second clock read; if this thread is
+** preempted past it anyway, the timer fires it, as it would any deadline. */
+#define FAR_NS 1000000
+static int with_deadline(ctx_t *parent, int64_t deadline, void *cause,
+                         ctx_release_fn release, ctx_t **out, int future) {
   ctx__cause_t *pending = NULL;
   if (!parent || !out) return CTX_EINVAL;
   CTX__CHECK(parent);
@@ -264,7 +268,7 @@ int ctx_with_deadline_cause(ctx_t *parent, int64_t deadline, void *cause,
   c->u.c.cause = pending;
   if (attach(c, parent)) {
     int rc;
-    if (deadline <= ctx_now()) {
+    if (!future && deadline <= ctx_now()) {
       ctx__cancel(c, CTX_ERR_DEADLINE, NULL, 1);
     } else if ((rc = ctx__timer_add(c)) != CTX_OK) {
       /* the caller keeps the cause on failure: take it back, unless the
@@ -284,19 +288,24 @@ int ctx_with_deadline_cause(ctx_t *parent, int64_t deadline, void *cause,
   return CTX_OK;
 }
 
+int ctx_with_deadline_cause(ctx_t *parent, int64_t deadline, void *cause,
+                            ctx_release_fn release, ctx_t **out) {
+  return with_deadline(parent, deadline, cause, release, out, 0);
+}
+
 int ctx_with_deadline(ctx_t *parent, int64_t deadline, ctx_t **out) {
-  return ctx_with_deadline_cause(parent, deadline, NULL, NULL, out);
+  return with_deadline(parent, deadline, NULL, NULL, out, 0);
 }
 
 int ctx_with_timeout_cause(ctx_t *parent, int64_t timeout_ns, void *cause,
                            ctx_release_fn release, ctx_t **out) {
-  return ctx_with_deadline_cause(parent, ctx_deadline_from_timeout(timeout_ns), cause,
-                                 release, out);
+  return with_deadline(parent, ctx_deadline_from_timeout(timeout_ns), cause, release, out,
+                       timeout_ns >= FAR_NS);
 }
 
 int ctx_with_timeout(ctx_t *parent, int64_t timeout_ns, ctx_t **out) {
-  return ctx_with_deadline_cause(parent, ctx_deadline_from_timeout(timeout_ns), NULL,
-                                 NULL, out);
+  return with_deadline(parent, ctx_deadline_from_timeout(timeout_ns), NULL, NULL, out,
+                       timeout_ns >= FAR_NS);
 }
 
 int ctx_with_value(ctx_t *parent, void *key, void *value, ctx_release_fn release,
