@@ -17,6 +17,12 @@ void ctx__walk_take(ctx__walk_t *w, ctx_t *list) {
   }
 }
 
+static int has_after(const ctx_t *c) {
+  for (const ctx__hook_t *h = c->u.c.hooks; h; h = h->next)
+    if (h->kind == CTX__HOOK_AFTER) return 1;
+  return 0;
+}
+
 /* Ends one node under its lock. Children still alive join the walk; waiters
 ** are woken here, after_funcs and a replaced pending cause wait for the
 ** walk's end (they run binding code, which must not run inside the gate).
@@ -36,11 +42,15 @@ static int end_node(ctx__walk_t *w, ctx_t *c, uint32_t err, ctx__cause_t **cause
     c->u.c.cause = *cause;
     if (*cause) atomic_fetch_add_explicit(&(*cause)->refs, 1, memory_order_relaxed);
   }
+  ctx__shards_t *shards = ctx__shards_of(c);
+  uint32_t bits = err | ctx__gen_bits();
+  if (!c->u.c.children && !shards && !has_after(c))
+    bits |= CTX__SETTLED | CTX__HANDED;   /* a leaf with no callback: nothing to wait for */
   ctx__walk_take(w, c->u.c.children);
   c->u.c.children = NULL;
   /* done before any waiter wakes: a woken waiter must see why */
-  atomic_fetch_or_explicit(&c->state, err | ctx__gen_bits(), memory_order_release);
-  ctx__shards_take(w, c);
+  atomic_fetch_or_explicit(&c->state, bits, memory_order_release);
+  if (shards) ctx__shards_take(w, c);
   /* hooks are listed newest first: the callbacks join the walk's list in
   ** the order they were registered, nodes in the order they ended */
   ctx__hook_t *first = NULL, *last = NULL;
@@ -99,6 +109,8 @@ void ctx__walk_begin(ctx__walk_t *w, ctx_t *root, uint32_t err, ctx__cause_t *ca
 }
 
 static void mark(ctx_t *c, uint32_t bit) {
+  /* set as it ended: no waiter ever parked for it */
+  if (atomic_load_explicit(&c->state, memory_order_relaxed) & bit) return;
   uint32_t old = atomic_fetch_or_explicit(&c->state, bit, memory_order_release);
   if (old & CTX__PARKED) ctx__unpark_all(&c->state);
 }

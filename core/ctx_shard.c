@@ -149,7 +149,6 @@ int ctx__shards_try_ref(ctx_t *c) {
 ** the walk; an attach after this sees the state under the shard lock. */
 void ctx__shards_take(ctx__walk_t *w, ctx_t *c) {
   ctx__shards_t *s = atomic_load_explicit(&c->u.c.shards, memory_order_acquire);
-  if (!s) return;
   for (int i = 0; i < CTX__NSHARD; i++) {
     ctx__lock(&s->s[i].lock);
     ctx__walk_take(w, s->s[i].children);

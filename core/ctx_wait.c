@@ -111,7 +111,8 @@ static int first_done(ctx_t *const *cs, size_t nc, size_t *which) {
 ** its CPU has gone idle (far more than a cancel costs). So a wait on contexts
 ** alone first spins for a while that adapts, as the kernel's halt polling
 ** does: a wait that slept and was ended by a context within CTX__SPIN_MAX_NS
-** grows it, one that slept longer than that shrinks it, down to nothing;
+** grows it to twice that wait, one that slept longer than that halves it,
+** down to nothing;
 ** waits that last milliseconds and more never spin. It yields the CPU as it
 ** spins (the thread that will end the wait may need it); signals are blocked
 ** meanwhile and looked for before it sleeps, so none goes unreported. */
@@ -141,8 +142,9 @@ static int spin(ctx__thread_t *t, int64_t until) {
   int woken = 0, sig = 0;
   for (unsigned i = 1;; i++) {
     if (atomic_load_explicit(&t->woken, memory_order_acquire)) { woken = 1; break; }
-    sched_yield();
-    if (!(i & 7) && ctx_now() >= end) break;
+    if (i & 31) { ctx__cpu_relax(); continue; }
+    sched_yield();   /* about once a microsecond */
+    if (ctx_now() >= end) break;
   }
   if (!woken && sigpending(&pending) == 0)
     for (int s = 1; s < 65 && !sig; s++)
@@ -155,8 +157,9 @@ static void spin_adapt(int64_t slept_ns, int by_context) {
   int64_t s = atomic_load_explicit(&ctx__spin_ns, memory_order_relaxed), next = s;
   if (slept_ns > CTX__SPIN_MAX_NS)
     next = s / 2 < CTX__SPIN_START_NS ? 0 : s / 2;
-  else if (by_context && slept_ns > s)
-    next = !s ? CTX__SPIN_START_NS : s * 2 > CTX__SPIN_MAX_NS ? CTX__SPIN_MAX_NS : s * 2;
+  else if (by_context && slept_ns > s)   /* enough for that wait, twice over */
+    next = slept_ns * 2 > CTX__SPIN_MAX_NS ? CTX__SPIN_MAX_NS
+         : slept_ns * 2 > s * 2 ? slept_ns * 2 : s * 2;
   if (next != s) atomic_store_explicit(&ctx__spin_ns, next, memory_order_relaxed);
 }
 
