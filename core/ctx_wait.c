@@ -111,8 +111,8 @@ static int first_done(ctx_t *const *cs, size_t nc, size_t *which) {
 ** its CPU has gone idle (far more than a cancel costs). So a wait on contexts
 ** alone first spins for a while that adapts, as the kernel's halt polling
 ** does: a wait that slept and was ended by a context within CTX__SPIN_MAX_NS
-** grows it to twice that wait, one that slept longer than that halves it,
-** down to nothing;
+** grows it to twice that wait, one that slept longer than that shrinks it
+** by a quarter, down to nothing;
 ** waits that last milliseconds and more never spin. It yields the CPU as it
 ** spins (the thread that will end the wait may need it); signals are blocked
 ** meanwhile and looked for before it sleeps, so none goes unreported. */
@@ -144,7 +144,10 @@ static int spin(ctx__thread_t *t, int64_t until) {
     if (atomic_load_explicit(&t->woken, memory_order_acquire)) { woken = 1; break; }
     if (i & 31) { ctx__cpu_relax(); continue; }
     sched_yield();   /* about once a microsecond */
-    if (ctx_now() >= end) break;
+    if (ctx_now() >= end) {
+      woken = atomic_load_explicit(&t->woken, memory_order_acquire) != 0;
+      break;
+    }
   }
   if (!woken && sigpending(&pending) == 0)
     for (int s = 1; s < 65 && !sig; s++)
@@ -155,8 +158,8 @@ static int spin(ctx__thread_t *t, int64_t until) {
 
 static void spin_adapt(int64_t slept_ns, int by_context) {
   int64_t s = atomic_load_explicit(&ctx__spin_ns, memory_order_relaxed), next = s;
-  if (slept_ns > CTX__SPIN_MAX_NS)
-    next = s / 2 < CTX__SPIN_START_NS ? 0 : s / 2;
+  if (slept_ns > CTX__SPIN_MAX_NS)   /* gently: one preempted wait says little */
+    next = s - s / 4 < CTX__SPIN_START_NS ? 0 : s - s / 4;
   else if (by_context && slept_ns > s)   /* enough for that wait, twice over */
     next = slept_ns * 2 > CTX__SPIN_MAX_NS ? CTX__SPIN_MAX_NS
          : slept_ns * 2 > s * 2 ? slept_ns * 2 : s * 2;
