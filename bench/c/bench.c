@@ -166,36 +166,51 @@ static void lateness(void) {
 
 /* ---- waking: cancel to waiter, and one wait on 1,000 contexts ---- */
 
+/* One thread waits on each round's context in turn: the canceler hands it
+** the context, gives it 50 us to block, cancels, and the op is the time from
+** the cancel call to the waiter running. Go's run keeps one goroutine so. */
 typedef struct {
-  ctx_t *c;
+  ctx_t *_Atomic c;
+  _Atomic long round, ready;   /* the round handed over; the one it waits in */
   _Atomic int64_t woke;
-  _Atomic int ready;
+  int n;
 } wake_t;
 
 static void *wake_waiter(void *arg) {
   wake_t *w = arg;
-  atomic_store(&w->ready, 1);
-  ctx_wait(w->c, -1);
-  atomic_store(&w->woke, ctx_now());
+  for (long i = 0; i < w->n; i++) {
+    while (atomic_load(&w->round) != i) sched_yield();
+    ctx_t *c = atomic_load(&w->c);
+    atomic_store(&w->ready, i);
+    ctx_wait(c, -1);
+    atomic_store(&w->woke, ctx_now());
+  }
   return NULL;
 }
 
 static void cancel_wake(int n) {
   int64_t *lat = malloc((size_t)n * sizeof *lat);
+  wake_t w = { .n = n };
+  atomic_store(&w.round, -1);
+  atomic_store(&w.ready, -1);
+  pthread_t t;
+  pthread_create(&t, NULL, wake_waiter, &w);
   for (int i = 0; i < n; i++) {
-    wake_t w = { .woke = 0, .ready = 0 };
-    must(ctx_with_cancel(ctx_background(), &w.c));
-    pthread_t t;
-    pthread_create(&t, NULL, wake_waiter, &w);
-    while (!atomic_load(&w.ready)) sched_yield();
+    ctx_t *c;
+    must(ctx_with_cancel(ctx_background(), &c));
+    atomic_store(&w.c, c);
+    atomic_store(&w.woke, 0);
+    atomic_store(&w.round, i);
+    while (atomic_load(&w.ready) != i) sched_yield();
     int64_t until = ctx_now() + 50000;   /* 50 us for it to block, as in Go */
     while (ctx_now() < until) {}
-    int64_t t0 = ctx_now();
-    ctx_cancel(w.c);
-    pthread_join(t, NULL);
-    lat[i] = atomic_load(&w.woke) - t0;
-    ctx_unref(w.c);
+    int64_t t0 = ctx_now(), woke;
+    ctx_cancel(c);
+    while (!(woke = atomic_load(&w.woke))) sched_yield();
+    lat[i] = woke - t0;
+    ctx_unref(c);
   }
+  pthread_join(t, NULL);
   qsort(lat, (size_t)n, sizeof *lat, cmp64);
   out("cancel_wake_p50_us", (double)lat[n / 2] / 1e3);
   out("cancel_wake_p99_us", (double)lat[n * 99 / 100] / 1e3);

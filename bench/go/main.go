@@ -180,26 +180,29 @@ func lateness() {
 	emit("timer_lateness_max_us", us(seen[N-1]))
 }
 
-// cancelWake: a goroutine blocked on Done; the time from the cancel call to
-// the goroutine running again.
+// cancelWake: one goroutine waits on each round's context in turn (handed
+// the context, it blocks on Done); the time from the cancel call to it running
+// again. The C run keeps one waiting thread the same way.
 func cancelWake(n int) {
 	lat := make([]time.Duration, n)
+	next := make(chan context.Context)
 	woke := make(chan time.Time)
-	for i := 0; i < n; i++ {
-		ctx, cancel := context.WithCancel(context.Background())
-		ready := make(chan struct{})
-		go func() {
-			close(ready)
+	go func() {
+		for ctx := range next {
 			<-ctx.Done()
 			woke <- time.Now()
-		}()
-		<-ready
+		}
+	}()
+	for i := 0; i < n; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		next <- ctx
 		for t := time.Now(); time.Since(t) < 50*time.Microsecond; { // 50 us for it to block, as in C
 		}
 		t0 := time.Now()
 		cancel()
 		lat[i] = (<-woke).Sub(t0)
 	}
+	close(next)
 	sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
 	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
 	emit("cancel_wake_p50_us", us(lat[n/2]))
