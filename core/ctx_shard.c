@@ -52,10 +52,11 @@ void ctx__shards_make(ctx_t *link) {
     atomic_init(&s->s[i].holds, 0);
   }
   s->raw = raw;
-  /* the bit before the list: a child that can hold through a shard never
-  ** meets a refs count that still drops to 0 without the shard locks */
-  atomic_fetch_or_explicit(&link->refs, CTX__REF_SHARDED, memory_order_relaxed);
+  /* The caller's reference keeps the count above 0 until both are set, so
+  ** no count drops to 0 without the shard locks once a child can hold
+  ** through them; and whoever sees the bit (acquire) sees the list. */
   atomic_store_explicit(&link->u.c.shards, s, memory_order_release);
+  atomic_fetch_or_explicit(&link->refs, CTX__REF_SHARDED, memory_order_release);
 }
 
 /* attach() for a sharded link: the list of this thread's shard. */

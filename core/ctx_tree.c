@@ -73,10 +73,10 @@ ctx_t *ctx_ref(ctx_t *c) {
 
 /* Takes a reference only if the node is not already being destroyed. */
 int ctx__try_ref(ctx_t *c) {
-  uint32_t r = atomic_load_explicit(&c->refs, memory_order_relaxed);
+  uint32_t r = atomic_load_explicit(&c->refs, memory_order_acquire);
   while (r & CTX__REF_COUNT)
     if (atomic_compare_exchange_weak_explicit(&c->refs, &r, r + 1,
-          memory_order_acquire, memory_order_relaxed))
+          memory_order_acquire, memory_order_acquire))
       return 1;
   return (r & CTX__REF_SHARDED) && ctx__shards_try_ref(c);
 }
@@ -125,11 +125,11 @@ static int destroy(ctx_t *c) {
 /* Drops one reference; 1 if it was the last. With shards the last one is
 ** dropped under their locks, where children's holds are counted too. */
 static int release(ctx_t *c) {
-  uint32_t r = atomic_load_explicit(&c->refs, memory_order_relaxed);
+  uint32_t r = atomic_load_explicit(&c->refs, memory_order_acquire);
   for (;;) {
     if ((r & CTX__REF_SHARDED) && (r & CTX__REF_COUNT) == 1) return ctx__shards_release(c);
     if (atomic_compare_exchange_weak_explicit(&c->refs, &r, r - 1,
-          memory_order_acq_rel, memory_order_relaxed))
+          memory_order_acq_rel, memory_order_acquire))
       return r == 1;
   }
 }
