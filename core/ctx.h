@@ -332,6 +332,12 @@ CTX_API void ctx_queue_set_notify(ctx_queue_t *q, void (*fn)(void *arg), void *a
 ** still registered with it are stopped, blocked consumers get CTX_ECLOSED,
 ** and the caller's reference is dropped. */
 CTX_API void ctx_queue_close(ctx_queue_t *q);
+/* A consumer that may call ctx_queue_pop after another thread closes the
+** queue (one busy running a task, say) holds a reference of its own: taken
+** before it starts, dropped with ctx_queue_unref when it stops. Without one,
+** close may free the queue under it. Freed once closed and unreferenced. */
+CTX_API ctx_queue_t *ctx_queue_ref(ctx_queue_t *q);
+CTX_API void ctx_queue_unref(ctx_queue_t *q);
 
 /* ---- child processes ----
 ** The binding starts the child (fork/posix_spawn, Popen) in a process group of

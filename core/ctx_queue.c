@@ -61,6 +61,15 @@ int ctx_queue_new(ctx_queue_t **out) {
 
 ctx_executor_t *ctx_queue_executor(ctx_queue_t *q) { return q ? &q->ex : NULL; }
 
+ctx_queue_t *ctx_queue_ref(ctx_queue_t *q) {
+  if (q) atomic_fetch_add_explicit(&q->refs, 1, memory_order_relaxed);
+  return q;
+}
+
+void ctx_queue_unref(ctx_queue_t *q) {
+  if (q) ctx__queue_unref(q);
+}
+
 void ctx__queue_unref(ctx_queue_t *q) {
   if (atomic_fetch_sub_explicit(&q->refs, 1, memory_order_acq_rel) != 1) return;
   pthread_mutex_lock(&G.mu);

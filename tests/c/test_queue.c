@@ -64,6 +64,7 @@ static void *consumer(void *arg) {
     atomic_fetch_add(&k->got, 1);
   }
   CHECK(rc == CTX_ECLOSED);
+  ctx_queue_unref(k->q);
   return NULL;
 }
 
@@ -72,7 +73,10 @@ TEST(queue_blocking_consumers_and_close) {
   consumer_t k = { .got = 0 };
   ASSERT_EQ(ctx_queue_new(&k.q), CTX_OK);
   pthread_t th[3];
-  for (int i = 0; i < 3; i++) pthread_create(&th[i], NULL, consumer, &k);
+  for (int i = 0; i < 3; i++) {
+    ctx_queue_ref(k.q);   /* each consumer's own: it may pop after the close */
+    pthread_create(&th[i], NULL, consumer, &k);
+  }
   ASSERT(WAIT_FOR(ctx_queue_idle(k.q) == 3, 2000));
   ctx_t *c;
   ASSERT_EQ(ctx_with_timeout(ctx_background(), 5 * MS, &c), CTX_OK);
@@ -80,9 +84,47 @@ TEST(queue_blocking_consumers_and_close) {
   for (int i = 0; i < 20; i++)
     ASSERT_EQ(ctx_after_func(c, record, NULL, NULL, ctx_queue_executor(k.q), NULL), CTX_OK);
   ASSERT(WAIT_FOR(atomic_load(&k.got) == 20, 5000));
-  ctx_queue_close(k.q);   /* blocked consumers get CTX_ECLOSED */
+  ctx_queue_close(k.q);   /* blocked consumers get CTX_ECLOSED, busy ones next */
   for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
   ctx_unref(c);
+  ASSERT_NO_LEAK(base);
+}
+
+/* A consumer busy with a task when the queue is closed pops again after:
+** its own reference keeps the queue for it, and it gets CTX_ECLOSED. */
+typedef struct { ctx_task_t t; atomic_int started, go; } slow_task_t;
+static void slow_run(ctx_task_t *t, int discard) {
+  slow_task_t *s = (slow_task_t *)t;
+  if (discard) return;
+  atomic_store(&s->started, 1);
+  while (!atomic_load(&s->go)) test_sleep_ns(MS / 10);
+}
+typedef struct { ctx_queue_t *q; int rc; } busy_t;
+static void *busy_consumer(void *arg) {
+  busy_t *b = arg;
+  ctx_task_t *t;
+  if (ctx_queue_pop(b->q, -1, &t) == CTX_OK) ctx_task_run(t);
+  b->rc = ctx_queue_pop(b->q, -1, &t);   /* the queue was closed meanwhile */
+  ctx_queue_unref(b->q);
+  return NULL;
+}
+
+TEST(queue_busy_consumer_outlives_close) {
+  long base = test_live_allocs();
+  busy_t b = { NULL, 0 };
+  ASSERT_EQ(ctx_queue_new(&b.q), CTX_OK);
+  slow_task_t s = { { NULL, slow_run }, 0, 0 };
+  ctx_queue_post(b.q, &s.t);
+  ctx_queue_ref(b.q);
+  pthread_t th;
+  pthread_create(&th, NULL, busy_consumer, &b);
+  ASSERT(WAIT_FOR(atomic_load(&s.started), 2000));
+  ctx_queue_close(b.q);    /* the creator's reference goes; the consumer's stays */
+  atomic_store(&s.go, 1);
+  pthread_join(th, NULL);
+  ASSERT_EQ(b.rc, CTX_ECLOSED);
+  ASSERT_EQ(ctx_queue_ref(NULL), NULL);
+  ctx_queue_unref(NULL);
   ASSERT_NO_LEAK(base);
 }
 
