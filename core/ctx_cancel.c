@@ -50,7 +50,7 @@ static int end_node(ctx__walk_t *w, ctx_t *c, uint32_t err, ctx__cause_t **cause
   c->u.c.children = NULL;
   /* done before any waiter wakes: a woken waiter must see why */
   atomic_fetch_or_explicit(&c->state, bits, memory_order_release);
-  if (shards) ctx__shards_take(w, c);
+  if (shards) ctx__shards_take(w, shards);
   /* hooks are listed newest first: the callbacks join the walk's list in
   ** the order they were registered, nodes in the order they ended */
   ctx__hook_t *first = NULL, *last = NULL;

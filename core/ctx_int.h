@@ -266,7 +266,7 @@ int ctx__shard_leave(ctx_t *c);              /* destroying c: 1 if its parent di
 int ctx__shards_release(ctx_t *c);           /* c's last ref: 1 if c is dead */
 int ctx__shards_try_ref(ctx_t *c);           /* a ref on c at count 0, if alive */
 uint32_t ctx__shards_holds(const ctx__shards_t *s);
-void ctx__shards_take(ctx__walk_t *w, ctx_t *c);  /* end_node: the shards' children */
+void ctx__shards_take(ctx__walk_t *w, ctx__shards_t *s);  /* end_node: their children */
 void ctx__walk_take(ctx__walk_t *w, ctx_t *list); /* ctx_cancel.c */
 size_t ctx__shards_count(ctx__shards_t *s);  /* children listed */
 

@@ -148,8 +148,7 @@ int ctx__shards_try_ref(ctx_t *c) {
 
 /* end_node, c's lock held and its state set: every shard's children join
 ** the walk; an attach after this sees the state under the shard lock. */
-void ctx__shards_take(ctx__walk_t *w, ctx_t *c) {
-  ctx__shards_t *s = atomic_load_explicit(&c->u.c.shards, memory_order_acquire);
+void ctx__shards_take(ctx__walk_t *w, ctx__shards_t *s) {
   for (int i = 0; i < CTX__NSHARD; i++) {
     ctx__lock(&s->s[i].lock);
     ctx__walk_take(w, s->s[i].children);

@@ -111,11 +111,10 @@ static int first_done(ctx_t *const *cs, size_t nc, size_t *which) {
 ** its CPU has gone idle (far more than a cancel costs). So a wait on contexts
 ** alone first spins for a while that adapts, as the kernel's halt polling
 ** does: a wait that slept and was ended by a context within CTX__SPIN_MAX_NS
-** grows it to twice that wait, one that slept longer than that shrinks it
-** by a quarter, down to nothing;
-** waits that last milliseconds and more never spin. It yields the CPU as it
-** spins (the thread that will end the wait may need it); signals are blocked
-** meanwhile and looked for before it sleeps, so none goes unreported. */
+** grows it to twice that wait, one that slept longer shrinks it by a quarter,
+** down to nothing, so waits of milliseconds never spin. It yields the CPU as
+** it spins (the thread that will end the wait may need it); signals are
+** blocked meanwhile and looked for before it sleeps, so none goes unreported. */
 _Atomic int64_t ctx__spin_ns;
 
 static int many_cpus(void) {
@@ -184,10 +183,10 @@ static void unlink_all(ctx_t *const *cs, ctx__wlink_t *links, size_t n) {
 int ctx__wait(ctx_t *const *cs, size_t nc, const int *fds, size_t nfd, ctx_proc_t *p,
               int64_t timeout_ns, size_t *which) {
   if ((nc && !cs) || (nfd && !fds) || !which) return CTX_EINVAL;
-  int64_t started = ctx_now();
   int64_t until = timeout_ns < 0 ? CTX_FOREVER : ctx_deadline_from_timeout(timeout_ns);
   if (first_done(cs, nc, which)) return CTX_OK;
   if (p && ctx__proc_poll(p)) { *which = CTX_PROC_EXITED; return CTX_OK; }
+  int64_t started = ctx_now();   /* what the spin learns from: waits that block */
   ctx__thread_t *t = &ctx__self;
   if (!t->registered) ctx__thread_register(t);
   int rc = ctx__thread_wake_event(t);
@@ -232,7 +231,8 @@ int ctx__wait(ctx_t *const *cs, size_t nc, const int *fds, size_t nfd, ctx_proc_
     if (done) { nlinked++; break; }
   }
 
-  int interrupted = 0, polled = 0, spun = nfd || p, slept = 0;
+  int interrupted = 0, polled = 0, slept = 0;
+  int may_spin = !nfd && !p;   /* contexts alone: a descriptor or a child never spins */
   for (;;) {
     if (first_done(cs, nc, which)) { rc = CTX_OK; break; }
     size_t j = 0;
@@ -254,8 +254,8 @@ int ctx__wait(ctx_t *const *cs, size_t nc, const int *fds, size_t nfd, ctx_proc_
       int64_t next = ctx__proc_next_check(p, now);
       if (next < wake) wake = next;
     }
-    if (!spun) {
-      spun = 1;
+    if (may_spin) {
+      may_spin = 0;
       int r = spin(t, wake);
       if (r) { interrupted = r < 0; continue; }
       if ((now = ctx_now()) >= wake) continue;

@@ -34,6 +34,23 @@ static void make_from_threads(ctx_t *parent, ctx_t **out, int threads, int per) 
   for (int t = 0; t < threads; t++) pthread_join(th[t], NULL);
 }
 
+/* p sharded, and one child made by another thread (so it holds p in a shard). */
+static ctx_t *sharded_child(ctx_t *p) {
+  ctx_t *c;
+  force_shards(p);
+  make_from_threads(p, &c, 1, 1);
+  return c;
+}
+
+/* A cancelable parent over a value node that only it keeps. */
+static ctx_t *cancel_over_value(void *key, void *val, ctx_release_fn release) {
+  ctx_t *v, *p;
+  CHECK(ctx_with_value(ctx_background(), key, val, release, &v) == CTX_OK);
+  CHECK(ctx_with_cancel(v, &p) == CTX_OK);
+  ctx_unref(v);
+  return p;
+}
+
 typedef struct { ctx_t *parent; long n; atomic_int started; } hammer_t;
 
 static void *hammer(void *arg) {
@@ -101,12 +118,7 @@ static int key;
 TEST(sharded_parent_lives_while_a_child_holds_it) {
   long base = test_live_allocs();
   int released = 0;
-  ctx_t *v, *p, *c;
-  ASSERT_EQ(ctx_with_value(ctx_background(), &key, &released, test_release_count, &v), CTX_OK);
-  ASSERT_EQ(ctx_with_cancel(v, &p), CTX_OK);
-  ctx_unref(v);
-  force_shards(p);
-  make_from_threads(p, &c, 1, 1);
+  ctx_t *p = cancel_over_value(&key, &released, test_release_count), *c = sharded_child(p);
   ctx_unref(p);
   ASSERT(ctx_parent(c) == p);
   ASSERT_EQ(ctx_err(ctx_parent(c)), CTX_ERR_NONE);
@@ -131,8 +143,7 @@ TEST(unreferenced_sharded_parent_still_passes_cancels_on) {
   ctx_t *gp, *p, *c;
   ASSERT_EQ(ctx_with_cancel(ctx_background(), &gp), CTX_OK);
   ASSERT_EQ(ctx_with_cancel(gp, &p), CTX_OK);
-  force_shards(p);
-  make_from_threads(p, &c, 1, 1);
+  c = sharded_child(p);
   ctx_unref(p);
   ASSERT_EQ(ctx_cancel(gp), 1);
   ASSERT_EQ(ctx_err(c), CTX_ERR_CANCELED);
@@ -140,8 +151,7 @@ TEST(unreferenced_sharded_parent_still_passes_cancels_on) {
   ctx_unref(gp);
 
   ASSERT_EQ(ctx_with_timeout(ctx_background(), 30 * MS, &p), CTX_OK);
-  force_shards(p);
-  make_from_threads(p, &c, 1, 1);
+  c = sharded_child(p);
   ctx_unref(p);
   ASSERT_EQ(ctx_wait(c, 5000 * MS), CTX_OK);
   ASSERT_EQ(ctx_err(c), CTX_ERR_DEADLINE);
@@ -155,12 +165,7 @@ static int count_visit(void *obj, void *ud) { (void)obj; ++*(int *)ud; return 0;
 TEST(visit_counts_sharded_holders) {
   long base = test_live_allocs();
   int seen = 0, released = 0;
-  ctx_t *v, *p, *c;
-  ASSERT_EQ(ctx_with_value(ctx_background(), &key, &released, NULL, &v), CTX_OK);
-  ASSERT_EQ(ctx_with_cancel(v, &p), CTX_OK);
-  ctx_unref(v);
-  force_shards(p);
-  make_from_threads(p, &c, 1, 1);
+  ctx_t *p = cancel_over_value(&key, &released, NULL), *c = sharded_child(p);
   ASSERT_EQ(ctx_visit(c, count_visit, &seen), 0);
   ASSERT_EQ(seen, 0);          /* p has two holders: the user and c */
   ctx_unref(p);
